@@ -1,0 +1,38 @@
+# Every target sets itself up: a fresh machine needs only python3.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: help install test lint typecheck pytest demo run bench matrix browser clean
+
+help:
+	@echo "make demo      set up, run the example shop's simulated traffic and flush it"
+	@echo "make test      set up, then ruff, mypy and the whole test suite"
+	@echo "make bench     benchmarks (BENCH_FULL=1 for the large sizes)"
+	@echo "make matrix    the Python x Django compatibility matrix (nox)"
+	@echo "make run       serve the example shop on http://127.0.0.1:8000/"
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy django_synerise
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .nox build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache
