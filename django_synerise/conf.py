@@ -211,8 +211,10 @@ def _check_str(key: str, value: Any, *, optional: bool = True) -> None:
         return
     if not isinstance(value, str) or (not optional and not value):
         raise SyneriseConfigurationError(
-            _fix(key, f"must be a {'string or None' if optional else 'non-empty string'}, "
-                      f"not {value!r}")
+            _fix(
+                key,
+                f"must be a {'string or None' if optional else 'non-empty string'}, not {value!r}",
+            )
         )
 
 
@@ -224,8 +226,13 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
 
 
 def _check_number(
-    key: str, value: Any, *, minimum: float = 0, maximum: float | None = None,
-    integer: bool = False, strict_min: bool = False,
+    key: str,
+    value: Any,
+    *,
+    minimum: float = 0,
+    maximum: float | None = None,
+    integer: bool = False,
+    strict_min: bool = False,
 ) -> None:
     kind = "an integer" if integer else "a number"
     if not _is_number(value) or (integer and not isinstance(value, int)):
@@ -292,15 +299,22 @@ def _validate(key: str, value: Any) -> Any:
         _check_str(key, value, optional=False)
         if not value.startswith(("http://", "https://")):
             raise SyneriseConfigurationError(
-                _fix(key, f"must start with https:// (or http:// for a local stand-in), "
-                          f"not {value!r}")
+                _fix(
+                    key,
+                    f"must start with https:// (or http:// for a local stand-in), not {value!r}",
+                )
             )
         return value.rstrip("/")
     if key in ("API_KEY", "WORKSPACE_GUID", "TRACKER_KEY", "USER_AGENT", "DATABASE_ALIAS"):
         _check_str(key, value)
         return value or None
-    if key in ("API_VERSION", "TOKEN_CACHE", "TRANSACTION_SOURCE", "TRACKER_SCRIPT_HOST",
-               "BEACON_THROTTLE_RATE"):
+    if key in (
+        "API_VERSION",
+        "TOKEN_CACHE",
+        "TRANSACTION_SOURCE",
+        "TRACKER_SCRIPT_HOST",
+        "BEACON_THROTTLE_RATE",
+    ):
         _check_str(key, value, optional=False)
         return value
     if key == "AUTH":
@@ -335,8 +349,13 @@ def _validate(key: str, value: Any) -> Any:
     if key in ("LEASE_SECONDS", "TOKEN_LIFETIME"):
         _check_number(key, value, minimum=0, strict_min=True)
         return value
-    if key in ("RETRY_BACKOFF_BASE", "RETRY_BACKOFF_MAX", "RATE_LIMIT_MAX_WAIT",
-               "TOKEN_REFRESH_MARGIN", "RETAIN_SENT"):
+    if key in (
+        "RETRY_BACKOFF_BASE",
+        "RETRY_BACKOFF_MAX",
+        "RATE_LIMIT_MAX_WAIT",
+        "TOKEN_REFRESH_MARGIN",
+        "RETAIN_SENT",
+    ):
         _check_number(key, value, minimum=0)
         return value
     if key == "CLIENT_RESOLVER":
@@ -348,8 +367,11 @@ def _validate(key: str, value: Any) -> Any:
             k in allowed and isinstance(v, str) and v for k, v in value.items()
         ):
             raise SyneriseConfigurationError(
-                _fix(key, f"must map Synerise identifiers ({', '.join(allowed)}) to user "
-                          f"attribute names, not {value!r}")
+                _fix(
+                    key,
+                    f"must map Synerise identifiers ({', '.join(allowed)}) to user "
+                    f"attribute names, not {value!r}",
+                )
             )
         return dict(value)
     if key == "MODEL_EVENTS":
@@ -364,30 +386,30 @@ def _validate(key: str, value: Any) -> Any:
         for sub in ("ENABLED", "EXCLUDE_BOTS", "RESPECT_DNT"):
             if not isinstance(merged[sub], bool):
                 raise SyneriseConfigurationError(
-                    _fix(f"{key}\"][\"{sub}", f"must be True or False, not {merged[sub]!r}")
+                    _fix(f'{key}"]["{sub}', f"must be True or False, not {merged[sub]!r}")
                 )
         for sub in ("METHODS", "CONTENT_TYPES", "EXCLUDE_PATHS", "INCLUDE_PATHS"):
             if not isinstance(merged[sub], (list, tuple)) or not all(
                 isinstance(v, str) for v in merged[sub]
             ):
                 raise SyneriseConfigurationError(
-                    _fix(f"{key}\"][\"{sub}", f"must be a list of strings, not {merged[sub]!r}")
+                    _fix(f'{key}"]["{sub}', f"must be a list of strings, not {merged[sub]!r}")
                 )
         codes = merged["STATUS_CODES"]
         if not isinstance(codes, (list, tuple)) or not all(
             isinstance(c, int) and not isinstance(c, bool) for c in codes
         ):
             raise SyneriseConfigurationError(
-                _fix(f"{key}\"][\"STATUS_CODES", f"must be a list of integers, not {codes!r}")
+                _fix(f'{key}"]["STATUS_CODES', f"must be a list of integers, not {codes!r}")
             )
-        _check_callable_path(f"{key}\"][\"PARAMS", merged["PARAMS"])
+        _check_callable_path(f'{key}"]["PARAMS', merged["PARAMS"])
         return merged
     if key == "AUTH_EVENTS":
         merged = _validate_nested(key, value, AUTH_EVENT_DEFAULTS)
         for sub, sub_value in merged.items():
             if not isinstance(sub_value, bool):
                 raise SyneriseConfigurationError(
-                    _fix(f"{key}\"][\"{sub}", f"must be True or False, not {sub_value!r}")
+                    _fix(f'{key}"]["{sub}', f"must be True or False, not {sub_value!r}")
                 )
         return merged
     return value  # pragma: no cover - every key in DEFAULTS is handled above

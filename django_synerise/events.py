@@ -81,7 +81,11 @@ DEDICATED_EVENT_TYPES: dict[str, str] = {
 }
 
 #: Event types of the AI events API.
-AI_EVENT_TYPES: tuple[str, ...] = ("recommendation.view", "recommendation.click", "item.search.click")
+AI_EVENT_TYPES: tuple[str, ...] = (
+    "recommendation.view",
+    "recommendation.click",
+    "item.search.click",
+)
 
 #: Profile identifiers accepted in ``client``; at least one is required.
 CLIENT_IDENTIFIERS: tuple[str, ...] = ("id", "customId", "uuid", "email")
@@ -96,8 +100,7 @@ _FORBIDDEN_CUSTOM_ACTIONS: dict[str, str] = {
     "transaction.charge": "send transactions with django_synerise.events.Transaction "
     "(/v4/transactions); the batch endpoint does not create product.buy events",
     **{
-        action: "use the AI events API: django_synerise.events.AIEvent"
-        for action in AI_EVENT_TYPES
+        action: "use the AI events API: django_synerise.events.AIEvent" for action in AI_EVENT_TYPES
     },
 }
 
@@ -157,8 +160,9 @@ def _clean_json(field: str, value: Any, depth: int = 0) -> Any:
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise InvalidEventError(field, f"must be a finite number, not {value!r}")
-        as_int = int(value)
-        return as_int if value == as_int and value.as_tuple().exponent >= 0 else float(value)
+        exponent = value.as_tuple().exponent
+        # Decimal("7") stays an integer; Decimal("7.50") is a price and goes as a float.
+        return int(value) if isinstance(exponent, int) and exponent >= 0 else float(value)
     if isinstance(value, dt.datetime):
         return format_time(_check_time(field, value))
     if isinstance(value, (dt.date, dt.time)):
@@ -193,8 +197,7 @@ def _check_client(client: Any) -> dict[str, Any]:
     if unknown:
         raise InvalidEventError(
             "client",
-            f"unknown identifier(s) {', '.join(unknown)}; "
-            f"use {', '.join(CLIENT_IDENTIFIERS)}",
+            f"unknown identifier(s) {', '.join(unknown)}; use {', '.join(CLIENT_IDENTIFIERS)}",
         )
     out: dict[str, Any] = {}
     for key in CLIENT_IDENTIFIERS:
@@ -220,9 +223,7 @@ def _check_client(client: Any) -> dict[str, Any]:
                 raise InvalidEventError("client.email", f"is not an email address: {value!r}")
         out[key] = value
     if not out:
-        raise InvalidEventError(
-            "client", f"needs at least one of {', '.join(CLIENT_IDENTIFIERS)}"
-        )
+        raise InvalidEventError("client", f"needs at least one of {', '.join(CLIENT_IDENTIFIERS)}")
     return out
 
 
@@ -306,7 +307,9 @@ class Event:
         return f"<{type(self).__name__} {self.action} {self.client}>"
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.to_payload() == self.to_payload()  # type: ignore[attr-defined]
+        if not isinstance(other, Event) or type(other) is not type(self):
+            return NotImplemented
+        return other.to_payload() == self.to_payload()
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -369,7 +372,8 @@ class CustomEvent(_V4Event):
             )
         if action in _FORBIDDEN_CUSTOM_ACTIONS:
             raise InvalidEventError(
-                "action", f"{action!r} cannot be a custom event: {_FORBIDDEN_CUSTOM_ACTIONS[action]}"
+                "action",
+                f"{action!r} cannot be a custom event: {_FORBIDDEN_CUSTOM_ACTIONS[action]}",
             )
         self._action = action
         super().__init__(
@@ -553,7 +557,8 @@ class Transaction(Event):
         self.metadata = _clean_json("metadata", metadata) if metadata else None
         if source is not None and source not in _TRANSACTION_SOURCES:
             raise InvalidEventError(
-                "source", f"must be one of {', '.join(sorted(_TRANSACTION_SOURCES))}, not {source!r}"
+                "source",
+                f"must be one of {', '.join(sorted(_TRANSACTION_SOURCES))}, not {source!r}",
             )
         self.source = source
         self.recorded_at = (

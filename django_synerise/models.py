@@ -34,7 +34,9 @@ class OutboxEvent(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     batch_type = models.CharField(
         max_length=40,
-        help_text=_("v4 batch 'type' (custom, added-to-cart, ...), 'transaction', or AI event type"),
+        help_text=_(
+            "v4 batch 'type' (custom, added-to-cart, ...), 'transaction', or AI event type"
+        ),
     )
     action = models.CharField(max_length=64)
     client_key = models.CharField(
@@ -46,9 +48,7 @@ class OutboxEvent(models.Model):
     salt = models.CharField(max_length=128, blank=True, default="")
     payload = models.TextField(help_text=_("The JSON body sent to Synerise for this event"))
     size = models.PositiveIntegerField(help_text=_("UTF-8 length of payload in bytes"))
-    status = models.CharField(
-        max_length=16, choices=Status.choices, default=Status.PENDING
-    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
     leased_by = models.CharField(max_length=64, blank=True, default="")

@@ -1,0 +1,432 @@
+"""One flush pass: claim due rows, pack them into requests, send, record the outcome.
+
+This is the only place that decides what a failure means for an event:
+
+========================  ==========================================================
+outcome of a request      what happens to its rows
+========================  ==========================================================
+2xx                       ``sent`` (or deleted when ``RETAIN_SENT`` is 0)
+retryable (network, 5xx)  attempt counted; due again after backoff; ``dead`` after
+                          ``MAX_ATTEMPTS``
+rate limited (429/503)    released unharmed (no attempt counted), due after
+                          ``Retry-After``; the pass pauses, then goes on
+rejected (4xx)            split in halves and resent until the events Synerise refuses
+                          are alone; only those go ``dead``, with the API's message
+authentication failed     every claimed row released unharmed; the pass stops and
+                          raises :class:`~django_synerise.exceptions.AuthenticationError`
+========================  ==========================================================
+
+A pass only claims rows that were due when it started, so an event that fails
+is never retried within the same pass: retries wait for their backoff and a
+later pass (``synerise_flush --loop``, cron, or the Celery task).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
+
+from . import outbox, signals
+from .conf import synerise_settings
+from .exceptions import (
+    AuthenticationError,
+    RateLimitedError,
+    RejectedError,
+    RetryableError,
+    SyneriseError,
+)
+from .models import OutboxEvent
+from .outbox import AI_BATCH_OVERHEAD, ClaimedEvent
+
+if TYPE_CHECKING:
+    from .client import SyneriseClient
+
+__all__ = ["Dispatcher", "FlushResult", "PlannedRequest", "flush", "preview"]
+
+logger = logging.getLogger("django_synerise.dispatch")
+
+
+@dataclass
+class FlushResult:
+    """What one pass did. ``remaining`` is the number of pending rows after the pass."""
+
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    released: int = 0
+    requests: int = 0
+    rate_limited: int = 0
+    remaining: int | None = None
+    duration: float = 0.0
+    stopped_by: str = "drained"
+
+    @property
+    def events_per_second(self) -> float:
+        """Sent events per second of the pass."""
+        return self.sent / self.duration if self.duration > 0 else 0.0
+
+    def add(self, other: FlushResult) -> None:
+        """Accumulate another pass into this one (for ``--loop`` totals)."""
+        for name in ("sent", "retried", "dead", "released", "requests", "rate_limited"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.duration += other.duration
+        self.remaining = other.remaining
+
+    def summary(self) -> str:
+        """``sent N, retried N, dead N, remaining N in S s (R events/s)``."""
+        remaining = "?" if self.remaining is None else str(self.remaining)
+        return (
+            f"sent {self.sent}, retried {self.retried}, dead {self.dead}, "
+            f"remaining {remaining} in {self.duration:.2f} s "
+            f"({self.events_per_second:.0f} events/s)"
+        )
+
+
+@dataclass(frozen=True)
+class PlannedRequest:
+    """One request a pass would send (``--dry-run``)."""
+
+    endpoint: str
+    batch_type: str
+    count: int
+    size: int
+    ids: list[int] = field(repr=False)
+
+
+def _endpoint(row: ClaimedEvent) -> tuple[str, str]:
+    if row.kind == "event":
+        return ("events", "")
+    if row.kind == "transaction":
+        return ("transactions", "")
+    return ("ai", row.batch_type)
+
+
+def _limits(endpoint: str, batch_size: int) -> tuple[int, int, int]:
+    """(max events, max bytes, bytes of the request wrapper) for an endpoint."""
+    max_bytes = int(synerise_settings.MAX_BATCH_BYTES)
+    if endpoint == "events":
+        return (batch_size, max_bytes, 2)
+    if endpoint == "transactions":
+        return (int(synerise_settings.TRANSACTION_BATCH_SIZE), max_bytes, 2)
+    return (int(synerise_settings.AI_BATCH_SIZE), max_bytes, AI_BATCH_OVERHEAD)
+
+
+def pack(
+    rows: Sequence[ClaimedEvent], batch_size: int
+) -> Iterator[tuple[str, str, list[ClaimedEvent]]]:
+    """Group rows by endpoint and cut each group into requests within count and byte limits.
+
+    Yields ``(endpoint, batch_type, rows)``; ``batch_type`` is the AI event type
+    for AI batches (one type per request), ``""`` otherwise. Order within a
+    group is kept. A row too large for any request cannot exist: enqueue
+    refuses it.
+    """
+    groups: dict[tuple[str, str], list[ClaimedEvent]] = {}
+    for row in rows:
+        groups.setdefault(_endpoint(row), []).append(row)
+    for (endpoint, batch_type), members in groups.items():
+        max_count, max_bytes, wrapper = _limits(endpoint, batch_size)
+        chunk: list[ClaimedEvent] = []
+        chunk_bytes = wrapper
+        for row in members:
+            # +1 for the comma between items.
+            if chunk and (len(chunk) >= max_count or chunk_bytes + row.size + 1 > max_bytes):
+                yield endpoint, batch_type, chunk
+                chunk, chunk_bytes = [], wrapper
+            chunk.append(row)
+            chunk_bytes += row.size + 1
+        if chunk:
+            yield endpoint, batch_type, chunk
+
+
+class _Abort(Exception):
+    """Stop the pass; ``error`` says why (rate limit or authentication)."""
+
+    def __init__(self, error: SyneriseError) -> None:
+        self.error = error
+        super().__init__(str(error))
+
+
+class Dispatcher:
+    """Runs flush passes with one client and one lease owner.
+
+    ``should_stop`` is polled between requests: when it returns true the pass
+    finishes the request in flight, releases what it has not sent and returns
+    (``stopped_by="stop"``). ``sleep`` is injectable so tests control time.
+    """
+
+    def __init__(
+        self,
+        client: SyneriseClient | None = None,
+        *,
+        owner: str | None = None,
+        batch_size: int | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        on_progress: Callable[[FlushResult], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if client is None:
+            from .transport import build_client
+
+            client = build_client()
+        self.client = client
+        self.owner = owner or outbox.make_owner()
+        self.batch_size = int(batch_size or synerise_settings.BATCH_SIZE)
+        if not 1 <= self.batch_size <= 1000:
+            raise ValueError(f"batch_size must be between 1 and 1000, not {self.batch_size}")
+        self.should_stop = should_stop or (lambda: False)
+        self.on_progress = on_progress
+        self.sleep = sleep
+        self._secrets = [
+            s
+            for s in (
+                synerise_settings.API_KEY,
+                synerise_settings.TRACKER_KEY,
+                synerise_settings.WORKSPACE_GUID,
+            )
+            if s
+        ]
+
+    # -- one pass -----------------------------------------------------------
+
+    def flush(self, *, max_events: int | None = None) -> FlushResult:
+        """Deliver the rows that are due now, then return what happened.
+
+        Stops when nothing due is left, after ``max_events`` rows, when
+        ``should_stop()`` turns true, or when Synerise asks for a pause longer
+        than ``RATE_LIMIT_MAX_WAIT``. Raises
+        :class:`~django_synerise.exceptions.AuthenticationError` (rows released)
+        when the credentials are refused.
+        """
+        result = FlushResult()
+        started = time.monotonic()
+        pass_start = timezone.now()
+        handled = 0
+        try:
+            while True:
+                if self.should_stop():
+                    result.stopped_by = "stop"
+                    break
+                limit = self.batch_size
+                if max_events is not None:
+                    limit = min(limit, max_events - handled)
+                    if limit <= 0:
+                        result.stopped_by = "max_events"
+                        break
+                rows = outbox.claim(limit, owner=self.owner, due_before=pass_start)
+                if not rows:
+                    result.stopped_by = "drained"
+                    break
+                handled += len(rows)
+                try:
+                    self._deliver(rows, result)
+                except _Abort as abort:
+                    if isinstance(abort.error, AuthenticationError):
+                        result.stopped_by = "auth"
+                        raise abort.error from None
+                    wait = self._pause_for(abort.error)
+                    if wait > float(synerise_settings.RATE_LIMIT_MAX_WAIT) or self.should_stop():
+                        result.stopped_by = "rate_limited"
+                        break
+                    logger.info("Synerise asked to slow down; pausing %.1f s", wait)
+                    self.sleep(wait)
+        finally:
+            result.duration = time.monotonic() - started
+            try:
+                result.remaining = outbox.pending_count()
+            except Exception:  # the database may be what failed
+                result.remaining = None
+            logger.info(
+                "flush pass: sent=%d retried=%d dead=%d released=%d requests=%d "
+                "rate_limited=%d remaining=%s duration=%.3fs stopped_by=%s",
+                result.sent,
+                result.retried,
+                result.dead,
+                result.released,
+                result.requests,
+                result.rate_limited,
+                result.remaining,
+                result.duration,
+                result.stopped_by,
+                extra={
+                    "synerise_flush": {
+                        "sent": result.sent,
+                        "retried": result.retried,
+                        "dead": result.dead,
+                        "released": result.released,
+                        "requests": result.requests,
+                        "remaining": result.remaining,
+                        "duration": round(result.duration, 3),
+                        "stopped_by": result.stopped_by,
+                    }
+                },
+            )
+        return result
+
+    def _pause_for(self, error: SyneriseError) -> float:
+        if isinstance(error, RateLimitedError) and error.retry_after is not None:
+            return max(0.0, float(error.retry_after))
+        return outbox.backoff_delay(1)
+
+    # -- delivery -----------------------------------------------------------
+
+    def _deliver(self, rows: list[ClaimedEvent], result: FlushResult) -> None:
+        """Send claimed rows; on abort release every row not yet recorded."""
+        unrecorded = {row.id for row in rows}
+        try:
+            for endpoint, batch_type, chunk in pack(rows, self.batch_size):
+                self._send(endpoint, batch_type, chunk, result, unrecorded)
+                if self.on_progress is not None:
+                    self.on_progress(result)
+                if self.should_stop() and unrecorded:
+                    result.stopped_by = "stop"
+                    break
+        except _Abort as abort:
+            until = None
+            if isinstance(abort.error, RateLimitedError):
+                result.rate_limited += 1
+                until = timezone.now() + _seconds(self._pause_for(abort.error))
+            result.released += outbox.release(sorted(unrecorded), owner=self.owner, until=until)
+            unrecorded.clear()
+            raise
+        except BaseException:
+            # Anything unexpected (KeyboardInterrupt, a database error): give the
+            # rows back now rather than leaving them to the lease timeout.
+            if unrecorded:
+                try:
+                    result.released += outbox.release(sorted(unrecorded), owner=self.owner)
+                except Exception:
+                    logger.warning(
+                        "could not release %d leased rows; they become due when the lease expires",
+                        len(unrecorded),
+                    )
+            raise
+        if unrecorded:
+            result.released += outbox.release(sorted(unrecorded), owner=self.owner)
+
+    def _post(self, endpoint: str, batch_type: str, chunk: Sequence[ClaimedEvent]) -> None:
+        texts = [row.payload for row in chunk]
+        if endpoint == "events":
+            self.client.send_batch(texts)
+        elif endpoint == "transactions":
+            self.client.send_transactions(texts)
+        else:
+            self.client.send_ai_batch(batch_type, texts)
+
+    def _send(
+        self,
+        endpoint: str,
+        batch_type: str,
+        chunk: list[ClaimedEvent],
+        result: FlushResult,
+        unrecorded: set[int],
+    ) -> None:
+        ids = [row.id for row in chunk]
+        result.requests += 1
+        try:
+            self._post(endpoint, batch_type, chunk)
+        except (AuthenticationError, RateLimitedError) as err:
+            raise _Abort(err) from err
+        except RejectedError as err:
+            if len(chunk) > 1:
+                # Synerise refuses a whole batch for one bad event: halve until
+                # the bad ones are alone, so the good ones still go out.
+                middle = len(chunk) // 2
+                self._send(endpoint, batch_type, chunk[:middle], result, unrecorded)
+                self._send(endpoint, batch_type, chunk[middle:], result, unrecorded)
+                return
+            message = self._scrub(str(err))
+            result.dead += outbox.mark_dead(ids, message, owner=self.owner)
+            unrecorded.difference_update(ids)
+            logger.warning("event %s rejected by Synerise: %s", ids[0], message)
+            signals.send_robust(signals.events_dead, ids=ids, error=message)
+            return
+        except RetryableError as err:
+            message = self._scrub(str(err))
+            retried, dead = outbox.mark_retry(chunk, message, owner=self.owner)
+            result.retried += retried
+            result.dead += dead
+            unrecorded.difference_update(ids)
+            logger.warning(
+                "%s request of %d events failed, will retry: %s", endpoint, len(chunk), message
+            )
+            if dead:
+                limit = synerise_settings.MAX_ATTEMPTS
+                dead_ids = [row.id for row in chunk if row.attempts + 1 >= limit]
+                signals.send_robust(signals.events_dead, ids=dead_ids, error=message)
+            return
+        except SyneriseError as err:  # an unclassified API error: safest is to retry
+            message = self._scrub(str(err))
+            retried, dead = outbox.mark_retry(chunk, message, owner=self.owner)
+            result.retried += retried
+            result.dead += dead
+            unrecorded.difference_update(ids)
+            return
+        result.sent += outbox.mark_sent(ids, owner=self.owner)
+        unrecorded.difference_update(ids)
+        signals.send_robust(signals.events_sent, ids=ids, endpoint=endpoint, batch_type=batch_type)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+
+def _seconds(value: float) -> Any:
+    import datetime as dt
+
+    return dt.timedelta(seconds=value)
+
+
+def flush(
+    *,
+    client: SyneriseClient | None = None,
+    batch_size: int | None = None,
+    max_events: int | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[FlushResult], None] | None = None,
+) -> FlushResult:
+    """Run one flush pass with a client built from settings (or the one given).
+
+    This is what ``manage.py synerise_flush`` and the Celery task call. Safe to
+    run in many processes at once: each claims disjoint rows.
+    """
+    dispatcher = Dispatcher(
+        client, batch_size=batch_size, should_stop=should_stop, on_progress=on_progress
+    )
+    return dispatcher.flush(max_events=max_events)
+
+
+def preview(
+    *, max_events: int | None = None, batch_size: int | None = None
+) -> list[PlannedRequest]:
+    """The requests a pass would send now, without claiming, sending or changing anything."""
+    size = int(batch_size or synerise_settings.BATCH_SIZE)
+    queryset = (
+        OutboxEvent.objects.using(outbox.db_alias())
+        .filter(status="pending", next_attempt_at__lte=timezone.now())
+        .order_by("next_attempt_at", "id")
+        .values_list("id", "kind", "batch_type", "payload", "size", "attempts")
+    )
+    if max_events is not None:
+        queryset = queryset[:max_events]
+    rows = [ClaimedEvent(*values) for values in queryset.iterator(chunk_size=2000)]
+    _, _, ai_wrapper = _limits("ai", size)
+    planned = []
+    for endpoint, batch_type, chunk in pack(rows, size):
+        wrapper = ai_wrapper if endpoint == "ai" else 2
+        planned.append(
+            PlannedRequest(
+                endpoint=endpoint,
+                batch_type=batch_type,
+                count=len(chunk),
+                size=wrapper + sum(row.size + 1 for row in chunk) - 1,
+                ids=[row.id for row in chunk],
+            )
+        )
+    return planned

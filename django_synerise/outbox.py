@@ -1,0 +1,516 @@
+"""Outbox service functions: write events, lease them to a worker, record what happened.
+
+These are the only functions that touch :class:`~django_synerise.models.OutboxEvent`
+rows on the delivery path; the dispatcher, the management commands, the Celery
+task and the admin all go through them.
+
+Row life cycle::
+
+    enqueue() ──► pending ──claim()──► pending + lease ──mark_sent()──► sent (or deleted)
+                     ▲                        │
+                     │                        ├─mark_retry()──► pending, due after a backoff
+                     └──── requeue() ─── dead ◄┴─mark_dead() / retries exhausted
+                                              └─release()────► pending, unharmed
+
+A row is *due* when ``status == "pending"`` and ``next_attempt_at <= now``.
+Claiming moves ``next_attempt_at`` to the lease's expiry, so the single
+condition "due" also covers leases that expired because their worker died.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
+from django.db.models import Count, F, Max, Min, Q
+from django.utils import timezone
+
+from . import signals
+from .conf import synerise_settings
+from .events import AIEvent, Event, dumps
+from .exceptions import EventTooLargeError
+from .models import OutboxEvent
+
+__all__ = [
+    "ClaimedEvent",
+    "Health",
+    "backoff_delay",
+    "claim",
+    "db_alias",
+    "enqueue",
+    "enqueue_many",
+    "health",
+    "make_owner",
+    "mark_dead",
+    "mark_retry",
+    "mark_sent",
+    "pending_count",
+    "purge",
+    "release",
+    "requeue",
+    "stats",
+]
+
+logger = logging.getLogger("django_synerise.outbox")
+
+PENDING = "pending"
+SENT = "sent"
+DEAD = "dead"
+
+#: Bytes the AI batch wrapper ``{"eventType":"...","items":[...]}`` adds around its items.
+AI_BATCH_OVERHEAD = 64
+
+
+class ClaimedEvent(NamedTuple):
+    """A leased row, as the dispatcher needs it (no model instance: cheaper to build)."""
+
+    id: int
+    kind: str
+    batch_type: str
+    payload: str
+    size: int
+    attempts: int
+
+
+def db_alias() -> str:
+    """The database alias of the outbox table (``DATABASE_ALIAS`` or the router's choice)."""
+    alias = synerise_settings.DATABASE_ALIAS
+    if alias:
+        return str(alias)
+    return router.db_for_write(OutboxEvent) or DEFAULT_DB_ALIAS
+
+
+def make_owner() -> str:
+    """A lease owner id unique to this process and call: ``host:pid:random``."""
+    return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _client_key(client: dict[str, Any]) -> str:
+    return " ".join(f"{key}:{value}" for key, value in client.items())[:255]
+
+
+def _aware(value: dt.datetime | None) -> dt.datetime | None:
+    # Django's rule for naive datetimes: they are in the current time zone.
+    if value is not None and timezone.is_naive(value):
+        return timezone.make_aware(value)
+    return value
+
+
+def _build_row(event: Event, now: dt.datetime) -> OutboxEvent:
+    if not isinstance(event, Event):
+        raise TypeError(
+            f"expected a django_synerise.events.Event, not {type(event).__name__}; "
+            "build one with django_synerise.events or call django_synerise.track()"
+        )
+    if isinstance(event, AIEvent):
+        body = event.to_payload(
+            ai_api=synerise_settings.AI_EVENTS_API,
+            ai_timestamp_format=synerise_settings.AI_TIMESTAMP_FORMAT,
+        )
+    else:
+        body = event.to_payload()
+    payload = dumps(body)
+    size = len(payload.encode("utf-8"))
+    limit = synerise_settings.MAX_BATCH_BYTES
+    overhead = AI_BATCH_OVERHEAD if event.kind == "ai" else 2
+    if size + overhead > limit:
+        raise EventTooLargeError(size, limit)
+    return OutboxEvent(
+        kind=event.kind,
+        batch_type=event.batch_type,
+        action=event.action[:64],
+        client_key=_client_key(event.client),
+        salt=event.salt or "",
+        payload=payload,
+        size=size,
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        occurred_at=event.occurred_at,
+        created_at=now,
+    )
+
+
+def _write(rows: list[OutboxEvent]) -> None:
+    alias = db_alias()
+
+    def write() -> None:
+        if len(rows) == 1:
+            rows[0].save(using=alias, force_insert=True)
+        else:
+            OutboxEvent.objects.using(alias).bulk_create(rows, batch_size=500)
+        signals.send_robust(signals.events_enqueued, events=rows)
+
+    if alias != DEFAULT_DB_ALIAS and connections[DEFAULT_DB_ALIAS].in_atomic_block:
+        # The outbox lives on another database: it cannot share the caller's
+        # transaction, so write only once the caller's transaction has committed.
+        transaction.on_commit(write, using=DEFAULT_DB_ALIAS)
+    else:
+        write()
+
+
+def enqueue(event: Event) -> OutboxEvent | None:
+    """Write one event to the outbox, in the caller's transaction; return the row.
+
+    A rollback of the surrounding ``atomic()`` block removes the event with the
+    change that caused it. Returns ``None`` (and writes nothing) when
+    ``SYNERISE["ENABLED"]`` is false.
+
+    Raises :class:`~django_synerise.exceptions.EventTooLargeError` when the
+    serialized event could never fit in a batch, ``TypeError`` for a non-event.
+    """
+    if not synerise_settings.ENABLED:
+        return None
+    row = _build_row(event, timezone.now())
+    _write([row])
+    return row
+
+
+def enqueue_many(events: Iterable[Event]) -> list[OutboxEvent]:
+    """Write many events with one ``bulk_create``; all or nothing.
+
+    Every event is serialized and checked before anything is written, so one
+    invalid event leaves the outbox untouched. Returns ``[]`` when disabled.
+    """
+    if not synerise_settings.ENABLED:
+        return []
+    now = timezone.now()
+    rows = [_build_row(event, now) for event in events]
+    if rows:
+        _write(rows)
+    return rows
+
+
+def claim(
+    limit: int,
+    *,
+    owner: str,
+    due_before: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> list[ClaimedEvent]:
+    """Lease up to ``limit`` due rows to ``owner`` and return them, oldest first.
+
+    A row is claimed when all of these hold:
+
+    * ``status == "pending"``;
+    * ``next_attempt_at <= due_before`` (default: now); an expired lease counts
+      as due, because claiming set ``next_attempt_at`` to the lease's expiry;
+    * no other transaction holds its row lock (``SKIP LOCKED`` on PostgreSQL,
+      MySQL and MariaDB: concurrent workers get disjoint rows without waiting).
+
+    Claimed rows get ``leased_by = owner``, ``leased_until`` and
+    ``next_attempt_at`` = now + ``LEASE_SECONDS``. The transaction is short: it
+    commits before anything is sent. On databases without row locks (SQLite)
+    the lease is taken with a conditional ``UPDATE`` and re-read, so two
+    workers still never own the same row.
+    """
+    if limit <= 0:
+        return []
+    now = now or timezone.now()
+    due_before = due_before or now
+    lease_until = now + dt.timedelta(seconds=synerise_settings.LEASE_SECONDS)
+    alias = db_alias()
+    connection = connections[alias]
+    if connection.vendor == "postgresql":
+        return _claim_postgresql(alias, limit, owner, due_before, lease_until)
+    manager = OutboxEvent.objects.using(alias)
+    columns = ("id", "kind", "batch_type", "payload", "size", "attempts")
+    with transaction.atomic(using=alias):
+        queryset = manager.filter(status=PENDING, next_attempt_at__lte=due_before).order_by(
+            "next_attempt_at", "id"
+        )
+        if connection.features.has_select_for_update_skip_locked:
+            queryset = queryset.select_for_update(skip_locked=True)
+        rows = [ClaimedEvent(*values) for values in queryset.values_list(*columns)[:limit]]
+        if not rows:
+            return []
+        ids = [row.id for row in rows]
+        updated = manager.filter(
+            id__in=ids, status=PENDING, next_attempt_at__lte=due_before
+        ).update(leased_by=owner, leased_until=lease_until, next_attempt_at=lease_until)
+        if updated != len(ids):
+            owned = set(
+                manager.filter(id__in=ids, leased_by=owner, leased_until=lease_until).values_list(
+                    "id", flat=True
+                )
+            )
+            rows = [row for row in rows if row.id in owned]
+    return rows
+
+
+def _claim_postgresql(
+    alias: str, limit: int, owner: str, due_before: dt.datetime, lease_until: dt.datetime
+) -> list[ClaimedEvent]:
+    # One round trip: lock, lease and read in a single statement. The inner
+    # SELECT walks the partial index synerise_outbox_due (pending rows only) in
+    # order and stops after `limit` unlocked rows.
+    # The table name comes from the model, never from input.
+    table = OutboxEvent._meta.db_table
+    sql = (
+        f'UPDATE "{table}" SET leased_by = %s, leased_until = %s, next_attempt_at = %s '
+        f'WHERE id IN (SELECT id FROM "{table}" WHERE status = %s AND next_attempt_at <= %s '
+        "ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED) "
+        "RETURNING id, kind, batch_type, payload, size, attempts"
+    )
+    with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+        cursor.execute(sql, [owner, lease_until, lease_until, PENDING, due_before, limit])
+        rows = [ClaimedEvent(*values) for values in cursor.fetchall()]
+    rows.sort(key=lambda row: row.id)
+    return rows
+
+
+def _leased(ids: Sequence[int], owner: str | None) -> Any:
+    queryset = OutboxEvent.objects.using(db_alias()).filter(id__in=ids, status=PENDING)
+    if owner is not None:
+        queryset = queryset.filter(leased_by=owner)
+    return queryset
+
+
+def mark_sent(ids: Sequence[int], *, owner: str | None, now: dt.datetime | None = None) -> int:
+    """Record that Synerise accepted these rows; return how many were recorded.
+
+    Kept as ``sent`` for ``RETAIN_SENT`` days, or deleted at once when it is 0.
+    Only rows still leased to ``owner`` change (``owner=None``: any pending row),
+    so a worker whose lease expired cannot overwrite another worker's outcome.
+    """
+    if not ids:
+        return 0
+    queryset = _leased(ids, owner)
+    if synerise_settings.RETAIN_SENT == 0:
+        count, _ = queryset.delete()
+    else:
+        count = queryset.update(
+            status=SENT,
+            sent_at=now or timezone.now(),
+            leased_by="",
+            leased_until=None,
+            last_error="",
+        )
+    return int(count)
+
+
+def backoff_delay(attempts: int, *, rng: random.Random | None = None) -> float:
+    """Seconds to wait before attempt ``attempts + 1``: exponential backoff, full jitter.
+
+    A uniform draw in ``[0, min(RETRY_BACKOFF_MAX, RETRY_BACKOFF_BASE * 2**(attempts-1))]``.
+    """
+    base = float(synerise_settings.RETRY_BACKOFF_BASE)
+    cap = float(synerise_settings.RETRY_BACKOFF_MAX)
+    ceiling = min(cap, base * (2 ** min(max(attempts - 1, 0), 62)))
+    return (rng or random).uniform(0, ceiling)
+
+
+def mark_retry(
+    rows: Sequence[ClaimedEvent],
+    error: str,
+    *,
+    owner: str | None,
+    now: dt.datetime | None = None,
+) -> tuple[int, int]:
+    """Count a failed attempt for these rows; return ``(retried, dead)``.
+
+    Each row's ``attempts`` goes up by one. Rows that reach ``MAX_ATTEMPTS`` go
+    ``dead``; the others are due again after :func:`backoff_delay`. Rows of
+    one batch failed together, so they share one delay (one ``UPDATE`` per
+    attempt count) and are likely to travel together again.
+    """
+    if not rows:
+        return (0, 0)
+    now = now or timezone.now()
+    max_attempts = synerise_settings.MAX_ATTEMPTS
+    by_attempts: dict[int, list[int]] = {}
+    for row in rows:
+        by_attempts.setdefault(row.attempts + 1, []).append(row.id)
+    retried = dead = 0
+    error = error[:2000]
+    for attempts, ids in by_attempts.items():
+        if attempts >= max_attempts:
+            dead += _leased(ids, owner).update(
+                status=DEAD,
+                attempts=attempts,
+                last_error=f"gave up after {attempts} attempts: {error}"[:2000],
+                leased_by="",
+                leased_until=None,
+            )
+            continue
+        retried += _leased(ids, owner).update(
+            attempts=attempts,
+            next_attempt_at=now + dt.timedelta(seconds=backoff_delay(attempts)),
+            last_error=error,
+            leased_by="",
+            leased_until=None,
+        )
+    return (retried, dead)
+
+
+def mark_dead(ids: Sequence[int], error: str, *, owner: str | None) -> int:
+    """Give up on these rows: ``dead`` with ``error`` (already free of secrets)."""
+    if not ids:
+        return 0
+    return int(
+        _leased(ids, owner).update(
+            status=DEAD,
+            attempts=F("attempts") + 1,
+            last_error=error[:2000],
+            leased_by="",
+            leased_until=None,
+        )
+    )
+
+
+def release(
+    ids: Sequence[int],
+    *,
+    owner: str | None,
+    until: dt.datetime | None = None,
+) -> int:
+    """Give leased rows back unharmed: no attempt counted, due at ``until`` (default now)."""
+    if not ids:
+        return 0
+    return int(
+        _leased(ids, owner).update(
+            next_attempt_at=until or timezone.now(), leased_by="", leased_until=None
+        )
+    )
+
+
+def pending_count() -> int:
+    """Number of pending rows (due or not)."""
+    count: int = OutboxEvent.objects.using(db_alias()).filter(status=PENDING).count()
+    return count
+
+
+def requeue(
+    *,
+    ids: Iterable[int] | None = None,
+    dead: bool = True,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+) -> int:
+    """Make rows pending and due now with attempts reset; return how many.
+
+    ``dead=True`` limits it to dead rows (the usual case); ``ids``, ``action``
+    and ``since`` (created at or after) narrow it further. Payloads keep their
+    ``time`` and ``eventSalt``, so a resend of something Synerise already has
+    overwrites it rather than duplicating it.
+    """
+    queryset = OutboxEvent.objects.using(db_alias()).all()
+    queryset = queryset.filter(status=DEAD) if dead else queryset.exclude(status=PENDING)
+    if ids is not None:
+        queryset = queryset.filter(id__in=list(ids))
+    if action:
+        queryset = queryset.filter(action=action)
+    if since is not None:
+        queryset = queryset.filter(created_at__gte=since)
+    count: int = queryset.update(
+        status=PENDING,
+        attempts=0,
+        next_attempt_at=timezone.now(),
+        leased_by="",
+        leased_until=None,
+        sent_at=None,
+    )
+    return count
+
+
+def purge(
+    *,
+    sent_older_than: dt.timedelta | None = None,
+    dead_older_than: dt.timedelta | None = None,
+    chunk_size: int = 5000,
+) -> dict[str, int]:
+    """Delete old sent rows (default: older than ``RETAIN_SENT`` days) and, if asked, dead ones.
+
+    Deletes in chunks of ``chunk_size`` primary keys, each its own short
+    statement, so the table is never locked for long. Returns counts per status.
+    """
+    now = timezone.now()
+    if sent_older_than is None:
+        sent_older_than = dt.timedelta(days=synerise_settings.RETAIN_SENT)
+    result = {"sent": _purge_chunks(Q(status=SENT, sent_at__lt=now - sent_older_than), chunk_size)}
+    if dead_older_than is not None:
+        result["dead"] = _purge_chunks(
+            Q(status=DEAD, created_at__lt=now - dead_older_than), chunk_size
+        )
+    return result
+
+
+def _purge_chunks(condition: Q, chunk_size: int) -> int:
+    manager = OutboxEvent.objects.using(db_alias())
+    total = 0
+    while True:
+        ids = list(manager.filter(condition).values_list("id", flat=True)[:chunk_size])
+        if not ids:
+            return total
+        deleted, _ = manager.filter(id__in=ids).delete()
+        total += deleted
+
+
+@dataclass(frozen=True)
+class Health:
+    """How the outbox is doing, for monitoring.
+
+    Suggested alerts: ``oldest_pending_age`` above a few flush intervals (the
+    flusher is stopped or Synerise is failing), ``dead`` growing (events are
+    being rejected: read their ``last_error``).
+    """
+
+    pending: int
+    dead: int
+    oldest_pending_age: float | None
+    last_sent_at: dt.datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {
+            "pending": self.pending,
+            "dead": self.dead,
+            "oldest_pending_age": self.oldest_pending_age,
+            "last_sent_at": self.last_sent_at.isoformat() if self.last_sent_at else None,
+        }
+
+
+def health() -> Health:
+    """Oldest pending age (seconds), dead count and last successful send.
+
+    ``last_sent_at`` is only known while sent rows are retained (``RETAIN_SENT > 0``).
+    """
+    manager = OutboxEvent.objects.using(db_alias())
+    now = timezone.now()
+    pending = manager.filter(status=PENDING).aggregate(n=Count("id"), oldest=Min("created_at"))
+    dead = manager.filter(status=DEAD).count()
+    last_sent = manager.filter(status=SENT).aggregate(last=Max("sent_at"))["last"]
+    oldest = pending["oldest"]
+    return Health(
+        pending=int(pending["n"]),
+        dead=dead,
+        oldest_pending_age=(now - oldest).total_seconds() if oldest else None,
+        last_sent_at=last_sent,
+    )
+
+
+def stats() -> dict[str, Any]:
+    """Counts per status and kind, plus :func:`health` and recent activity."""
+    manager = OutboxEvent.objects.using(db_alias())
+    now = timezone.now()
+    counts: dict[str, dict[str, int]] = {}
+    for row in manager.values("status", "kind").annotate(n=Count("id")).order_by():
+        counts.setdefault(row["status"], {})[row["kind"]] = row["n"]
+    return {
+        "counts": counts,
+        "sent_last_hour": manager.filter(
+            status=SENT, sent_at__gte=now - dt.timedelta(hours=1)
+        ).count(),
+        "dead_last_day": manager.filter(
+            status=DEAD, created_at__gte=now - dt.timedelta(days=1)
+        ).count(),
+        "health": health().as_dict(),
+    }
