@@ -58,8 +58,9 @@ Batching and delivery
         ``"events-v1"``: ``/events/v1/batch``; ``"ai-compat"``: ``/v4/events/ai-compat/batch``.
     ``AI_TIMESTAMP_FORMAT`` (``"unix-ms"``)
         ``eventTimestamp`` of AI events: ``"unix-ms"`` (integer) or ``"iso8601"``.
-    ``MAX_ATTEMPTS`` (``10``)
-        Failed attempts after which an event goes ``dead``.
+    ``MAX_ATTEMPTS`` (``16``)
+        Failed attempts after which an event goes ``dead``. With the default backoff
+        that is about five hours of Synerise being unreachable.
     ``RETRY_BACKOFF_BASE`` (``30``)
         Seconds; the n-th retry waits a random time up to ``BASE * 2**(n-1)``.
     ``RETRY_BACKOFF_MAX`` (``3600``)
@@ -168,7 +169,7 @@ DEFAULTS: dict[str, Any] = {
     "AI_BATCH_SIZE": 100,
     "AI_EVENTS_API": "events-v1",
     "AI_TIMESTAMP_FORMAT": "unix-ms",
-    "MAX_ATTEMPTS": 10,
+    "MAX_ATTEMPTS": 16,
     "RETRY_BACKOFF_BASE": 30.0,
     "RETRY_BACKOFF_MAX": 3600.0,
     "RATE_LIMIT_MAX_WAIT": 60.0,

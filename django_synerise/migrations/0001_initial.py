@@ -4,38 +4,85 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='OutboxEvent',
+            name="OutboxEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('event', 'v4 event'), ('transaction', 'transaction'), ('ai', 'AI event')], max_length=16)),
-                ('batch_type', models.CharField(help_text="v4 batch 'type' (custom, added-to-cart, ...), 'transaction', or AI event type", max_length=40)),
-                ('action', models.CharField(max_length=64)),
-                ('client_key', models.CharField(blank=True, default='', help_text="The profile's identifiers, for searching (customId:7 email:a@b.c)", max_length=255)),
-                ('salt', models.CharField(blank=True, default='', max_length=128)),
-                ('payload', models.TextField(help_text='The JSON body sent to Synerise for this event')),
-                ('size', models.PositiveIntegerField(help_text='UTF-8 length of payload in bytes')),
-                ('status', models.CharField(choices=[('pending', 'pending'), ('sent', 'sent'), ('dead', 'dead')], default='pending', max_length=16)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField()),
-                ('leased_by', models.CharField(blank=True, default='', max_length=64)),
-                ('leased_until', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True, default='')),
-                ('occurred_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField()),
-                ('sent_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("event", "v4 event"),
+                            ("transaction", "transaction"),
+                            ("ai", "AI event"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "batch_type",
+                    models.CharField(
+                        help_text="v4 batch 'type' (custom, added-to-cart, ...), 'transaction', or AI event type",
+                        max_length=40,
+                    ),
+                ),
+                ("action", models.CharField(max_length=64)),
+                (
+                    "client_key",
+                    models.CharField(
+                        blank=True,
+                        default="",
+                        help_text="The profile's identifiers, for searching (customId:7 email:a@b.c)",
+                        max_length=255,
+                    ),
+                ),
+                ("salt", models.CharField(blank=True, default="", max_length=128)),
+                (
+                    "payload",
+                    models.TextField(help_text="The JSON body sent to Synerise for this event"),
+                ),
+                ("size", models.PositiveIntegerField(help_text="UTF-8 length of payload in bytes")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("pending", "pending"), ("sent", "sent"), ("dead", "dead")],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField()),
+                ("leased_by", models.CharField(blank=True, default="", max_length=64)),
+                ("leased_until", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True, default="")),
+                ("occurred_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField()),
+                ("sent_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'verbose_name': 'outbox event',
-                'verbose_name_plural': 'outbox events',
-                'indexes': [models.Index(condition=models.Q(('status', 'pending')), fields=['next_attempt_at', 'id'], name='synerise_outbox_due'), models.Index(fields=['status', 'next_attempt_at'], name='synerise_outbox_status'), models.Index(fields=['status', 'sent_at'], name='synerise_outbox_sent')],
+                "verbose_name": "outbox event",
+                "verbose_name_plural": "outbox events",
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("status", "pending")),
+                        fields=["next_attempt_at", "id"],
+                        name="synerise_outbox_due",
+                    ),
+                    models.Index(
+                        fields=["status", "next_attempt_at"], name="synerise_outbox_status"
+                    ),
+                    models.Index(fields=["status", "sent_at"], name="synerise_outbox_sent"),
+                ],
             },
         ),
     ]
