@@ -1,0 +1,164 @@
+"""The SYNERISE settings dict: defaults, validation, reload under override_settings."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from django_synerise import conf
+from django_synerise.conf import DEFAULTS, SyneriseSettings, synerise_settings
+from django_synerise.exceptions import SyneriseConfigurationError
+
+
+def read(**values):
+    with override_settings(SYNERISE=values):
+        return {key: getattr(synerise_settings, key) for key in values}
+
+
+def test_defaults_apply_when_keys_are_absent():
+    with override_settings(SYNERISE={}):
+        assert synerise_settings.API_BASE_URL == "https://api.synerise.com"
+        assert synerise_settings.API_VERSION == "4.4"
+        assert synerise_settings.BATCH_SIZE == 1000
+        assert synerise_settings.MAX_BATCH_BYTES == 1_000_000
+        assert synerise_settings.AUTH == "jwt"
+        assert synerise_settings.AI_EVENTS_API == "events-v1"
+        assert synerise_settings.AI_TIMESTAMP_FORMAT == "unix-ms"
+        assert synerise_settings.ENABLED is True
+        assert synerise_settings.TIMEOUT == (3.05, 10.0)
+
+
+def test_missing_setting_entirely_uses_defaults(settings):
+    del settings.SYNERISE
+    assert synerise_settings.API_KEY is None
+    assert synerise_settings.BATCH_SIZE == 1000
+
+
+def test_override_settings_reloads():
+    with override_settings(SYNERISE={"BATCH_SIZE": 10}):
+        assert synerise_settings.BATCH_SIZE == 10
+        with override_settings(SYNERISE={"BATCH_SIZE": 20}):
+            assert synerise_settings.BATCH_SIZE == 20
+        assert synerise_settings.BATCH_SIZE == 10
+
+
+def test_unknown_key_is_rejected_with_the_valid_names():
+    with (
+        override_settings(SYNERISE={"APIKEY": "x"}),
+        pytest.raises(SyneriseConfigurationError) as exc,
+    ):
+        _ = synerise_settings.API_KEY
+    message = str(exc.value)
+    assert "APIKEY" in message
+    assert "API_KEY" in message and "BATCH_SIZE" in message
+
+
+def test_unknown_attribute_is_rejected():
+    with pytest.raises(SyneriseConfigurationError, match="Unknown SYNERISE setting 'NOPE'"):
+        _ = synerise_settings.NOPE
+
+
+def test_configuration_errors_are_improperly_configured_not_synerise_errors():
+    from django_synerise.exceptions import SyneriseError
+
+    assert issubclass(SyneriseConfigurationError, ImproperlyConfigured)
+    assert not issubclass(SyneriseConfigurationError, SyneriseError)
+
+
+def test_settings_must_be_a_dict():
+    with (
+        override_settings(SYNERISE=["API_KEY"]),
+        pytest.raises(SyneriseConfigurationError, match="SYNERISE must be a dict"),
+    ):
+        _ = synerise_settings.API_KEY
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("API_BASE_URL", "api.synerise.com", "must start with https://"),
+        ("API_BASE_URL", "", "non-empty string"),
+        ("API_KEY", 123, "must be a string"),
+        ("AUTH", "oauth", "'jwt', 'basic'"),
+        ("AI_EVENTS_API", "v2", "'events-v1', 'ai-compat'"),
+        ("AI_TIMESTAMP_FORMAT", "seconds", "'unix-ms', 'iso8601'"),
+        ("BEACON_MODE", "proxy", "'first-party', 'direct'"),
+        ("TIMEOUT", (1, 2, 3), "(connect, read) pair"),
+        ("TIMEOUT", -1, "(connect, read) pair"),
+        ("ENABLED", "yes", "True or False"),
+        ("BATCH_SIZE", 1001, "at most 1000"),
+        ("BATCH_SIZE", 0, ">= 1"),
+        ("BATCH_SIZE", 10.5, "an integer"),
+        ("MAX_BATCH_BYTES", 2_000_000, "at most 1000000"),
+        ("MAX_ATTEMPTS", "3", "an integer"),
+        ("RETRY_BACKOFF_BASE", -1, ">= 0"),
+        ("LEASE_SECONDS", 0, "> 0"),
+        ("RETAIN_SENT", True, "a number"),
+        ("USER_IDENTIFIERS", {"phone": "phone"}, "Synerise identifiers"),
+        ("MODEL_EVENTS", "orders.Order", "list of dicts"),
+        ("BEACON_ALLOWED_ORIGINS", "https://a", "list of strings"),
+        ("PAGE_VISITS", {"METHOD": ["GET"]}, "METHOD"),
+        ("PAGE_VISITS", {"STATUS_CODES": ["200"]}, "STATUS_CODES"),
+        ("PAGE_VISITS", {"RESPECT_DNT": 1}, "RESPECT_DNT"),
+        ("AUTH_EVENTS", {"LOGGED_IN": "on"}, "LOGGED_IN"),
+    ],
+)
+def test_wrong_values_name_the_key(key, value, fragment):
+    with override_settings(SYNERISE={key: value}), pytest.raises(SyneriseConfigurationError) as exc:
+        getattr(synerise_settings, key)
+    message = str(exc.value)
+    assert key in message
+    assert fragment in message
+    assert "SYNERISE" in message
+
+
+def test_timeout_single_number_sets_both():
+    assert read(TIMEOUT=5)["TIMEOUT"] == (5.0, 5.0)
+
+
+def test_base_url_trailing_slash_is_removed():
+    assert read(API_BASE_URL="https://api.azu.synerise.com/")["API_BASE_URL"] == (
+        "https://api.azu.synerise.com"
+    )
+
+
+def test_nested_dicts_merge_with_defaults():
+    values = read(PAGE_VISITS={"RESPECT_DNT": True})["PAGE_VISITS"]
+    assert values["RESPECT_DNT"] is True
+    assert values["METHODS"] == ["GET"]
+    assert values["STATUS_CODES"] == [200]
+
+
+def test_nested_defaults_are_not_shared_between_reads():
+    first = read(PAGE_VISITS={})["PAGE_VISITS"]
+    first["METHODS"].append("POST")
+    assert read(PAGE_VISITS={})["PAGE_VISITS"]["METHODS"] == ["GET"]
+
+
+def test_validate_all_covers_every_key():
+    with override_settings(SYNERISE={}):
+        synerise_settings.validate_all()
+    assert set(DEFAULTS) >= {"API_KEY", "TRACKER_KEY", "BATCH_SIZE", "MAX_BATCH_BYTES"}
+
+
+def test_import_callable_reports_bad_paths():
+    with pytest.raises(SyneriseConfigurationError, match="CLIENT_RESOLVER"):
+        synerise_settings.import_callable("CLIENT_RESOLVER", "no.such.module.func")
+    assert synerise_settings.import_callable("CLIENT_RESOLVER", None) is None
+    assert synerise_settings.import_callable("CLIENT_RESOLVER", "os.path.join") is not None
+
+
+def test_renamed_key_warns_and_keeps_working(monkeypatch, settings):
+    monkeypatch.setitem(conf.RENAMED_KEYS, "BATCH", "BATCH_SIZE")
+    settings.SYNERISE = {"BATCH": 12}
+    fresh = SyneriseSettings()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fresh.BATCH_SIZE == 12
+    assert any(
+        issubclass(w.category, DeprecationWarning) and "BATCH_SIZE" in str(w.message)
+        for w in caught
+    )

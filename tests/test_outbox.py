@@ -1,0 +1,265 @@
+"""Outbox service functions: enqueue in the caller's transaction, claim, record, requeue, purge."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+from django.db import connection, transaction
+from django.test import override_settings
+from django.utils import timezone
+
+import django_synerise
+from django_synerise import outbox
+from django_synerise.events import AIEvent, CustomEvent, DedicatedEvent, Transaction
+from django_synerise.exceptions import EventTooLargeError, InvalidEventError
+from django_synerise.models import OutboxEvent
+from django_synerise.signals import events_enqueued
+
+pytestmark = pytest.mark.django_db
+UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
+
+
+def custom(n: int = 0) -> CustomEvent:
+    return CustomEvent("dog.bark", client={"customId": str(n)}, params={"n": n})
+
+
+def test_track_writes_one_row_with_the_exact_payload():
+    row = django_synerise.track("dog.bark", client={"customId": "7"}, params={"loud": 3})
+    assert row is not None and row.pk
+    stored = OutboxEvent.objects.get()
+    body = json.loads(stored.payload)
+    assert body["action"] == "dog.bark"
+    assert body["label"] == "dog.bark"
+    assert body["client"] == {"customId": "7"}
+    assert body["params"] == {"loud": 3}
+    assert stored.salt == body["eventSalt"]
+    assert stored.status == "pending"
+    assert stored.kind == "event"
+    assert stored.batch_type == "custom"
+    assert stored.action == "dog.bark"
+    assert stored.client_key == "customId:7"
+    assert stored.size == len(stored.payload.encode())
+    assert stored.attempts == 0
+
+
+def test_track_time_is_fixed_at_enqueue_and_naive_time_uses_current_timezone():
+    naive = dt.datetime(2024, 1, 2, 3, 4, 5)
+    with timezone.override("Europe/Warsaw"):
+        row = django_synerise.track("dog.bark", client={"customId": "7"}, time=naive)
+    assert row is not None
+    assert json.loads(row.payload)["time"] == "2024-01-02T02:04:05.000Z"
+
+
+def test_track_event_accepts_every_kind():
+    rows = [
+        django_synerise.track_event(DedicatedEvent("added-to-cart", client={"customId": "1"})),
+        django_synerise.track_event(
+            Transaction(client={"customId": "1"}, order_id="o", revenue=1, currency="PLN")
+        ),
+        django_synerise.track_event(
+            AIEvent("recommendation.view", correlation_id="c", client_uuid=UUID, items=["1"])
+        ),
+    ]
+    assert [(r.kind, r.batch_type) for r in rows] == [
+        ("event", "added-to-cart"),
+        ("transaction", "transaction"),
+        ("ai", "recommendation.view"),
+    ]
+    assert OutboxEvent.objects.count() == 3
+
+
+def test_ai_event_payload_follows_settings_at_enqueue():
+    event = AIEvent("recommendation.click", correlation_id="c", client_uuid=UUID, items=["9"])
+    with override_settings(
+        SYNERISE={"AI_EVENTS_API": "ai-compat", "AI_TIMESTAMP_FORMAT": "iso8601"}
+    ):
+        row = django_synerise.track_event(event)
+    assert row is not None
+    body = json.loads(row.payload)
+    assert body["item"] == "9"
+    assert isinstance(body["eventTimestamp"], str)
+
+
+def test_rollback_removes_the_event():
+    with pytest.raises(RuntimeError), transaction.atomic():
+        django_synerise.track("dog.bark", client={"customId": "7"})
+        assert OutboxEvent.objects.count() == 1
+        raise RuntimeError("the order failed")
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_disabled_is_a_no_op():
+    with override_settings(SYNERISE={"ENABLED": False}):
+        assert django_synerise.track("dog.bark", client={"customId": "7"}) is None
+        assert django_synerise.track_event(custom()) is None
+        assert django_synerise.track_many([custom(1), custom(2)]) == []
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_invalid_input_raises_before_writing():
+    with pytest.raises(InvalidEventError, match="client"):
+        django_synerise.track("dog.bark", client={})
+    with pytest.raises(TypeError, match="Event"):
+        django_synerise.track_event({"action": "dog.bark"})  # type: ignore[arg-type]
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_event_larger_than_a_batch_is_refused_at_enqueue():
+    with override_settings(SYNERISE={"MAX_BATCH_BYTES": 2048}):
+        with pytest.raises(EventTooLargeError, match="MAX_BATCH_BYTES") as exc:
+            django_synerise.track("dog.bark", client={"customId": "7"}, params={"x": "y" * 3000})
+    assert isinstance(exc.value, ValueError)
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_track_many_is_one_bulk_insert_and_all_or_nothing(django_assert_max_num_queries):
+    events = [custom(i) for i in range(300)]
+    # SQLite caps the parameters of one statement, so Django splits the insert.
+    with django_assert_max_num_queries(1 if connection.vendor != "sqlite" else 6):
+        rows = django_synerise.track_many(events)
+    assert len(rows) == 300
+    assert OutboxEvent.objects.count() == 300
+    with override_settings(SYNERISE={"MAX_BATCH_BYTES": 2048}), pytest.raises(EventTooLargeError):
+        big = CustomEvent("dog.bark", client={"customId": "1"}, params={"x": "y" * 3000})
+        django_synerise.track_many([custom(1), big])
+    assert OutboxEvent.objects.count() == 300
+
+
+def test_enqueued_signal_fires():
+    seen = []
+
+    def receiver(sender, events, **kwargs):
+        seen.extend(events)
+
+    events_enqueued.connect(receiver)
+    try:
+        row = django_synerise.track("dog.bark", client={"customId": "7"})
+    finally:
+        events_enqueued.disconnect(receiver)
+    assert seen == [row]
+
+
+def test_claim_leases_due_rows_oldest_first_and_not_twice():
+    django_synerise.track_many([custom(i) for i in range(5)])
+    first = outbox.claim(3, owner="a")
+    second = outbox.claim(3, owner="b")
+    assert [r.id for r in first] == sorted(r.id for r in first)
+    assert len(first) == 3 and len(second) == 2
+    assert not {r.id for r in first} & {r.id for r in second}
+    assert outbox.claim(3, owner="c") == []
+    leased = OutboxEvent.objects.get(pk=first[0].id)
+    assert leased.leased_by == "a"
+    assert leased.leased_until is not None
+    assert leased.next_attempt_at == leased.leased_until
+
+
+def test_claim_skips_rows_not_yet_due_and_respects_due_before():
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    later = timezone.now() + dt.timedelta(minutes=5)
+    OutboxEvent.objects.update(next_attempt_at=later)
+    assert outbox.claim(10, owner="a") == []
+    assert len(outbox.claim(10, owner="a", now=later + dt.timedelta(seconds=1))) == 1
+
+
+def test_expired_lease_makes_rows_due_again():
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    (row,) = outbox.claim(10, owner="dead-worker")
+    assert outbox.claim(10, owner="b") == []
+    after_lease = timezone.now() + dt.timedelta(seconds=121)
+    (again,) = outbox.claim(10, owner="b", now=after_lease)
+    assert again.id == row.id
+    # The first worker's late outcome no longer applies: the lease is b's.
+    assert outbox.mark_sent([row.id], owner="dead-worker") == 0
+    assert outbox.mark_sent([row.id], owner="b") == 1
+
+
+def test_mark_sent_keeps_or_deletes_per_retain_sent():
+    django_synerise.track_many([custom(1), custom(2)])
+    rows = outbox.claim(10, owner="w")
+    assert outbox.mark_sent([rows[0].id], owner="w") == 1
+    sent = OutboxEvent.objects.get(pk=rows[0].id)
+    assert sent.status == "sent" and sent.sent_at is not None and sent.leased_by == ""
+    with override_settings(SYNERISE={"RETAIN_SENT": 0}):
+        assert outbox.mark_sent([rows[1].id], owner="w") == 1
+    assert not OutboxEvent.objects.filter(pk=rows[1].id).exists()
+
+
+def test_mark_retry_backs_off_and_goes_dead_at_max_attempts():
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    with override_settings(
+        SYNERISE={"MAX_ATTEMPTS": 3, "RETRY_BACKOFF_BASE": 10, "RETRY_BACKOFF_MAX": 100}
+    ):
+        now = timezone.now()
+        for attempt in (1, 2):
+            (row,) = outbox.claim(1, owner="w", now=now)
+            assert outbox.mark_retry([row], "HTTP 500", owner="w", now=now) == (1, 0)
+            stored = OutboxEvent.objects.get()
+            assert stored.attempts == attempt
+            assert stored.status == "pending"
+            assert (
+                now <= stored.next_attempt_at <= now + dt.timedelta(seconds=10 * 2 ** (attempt - 1))
+            )
+            assert stored.last_error == "HTTP 500"
+            now = stored.next_attempt_at + dt.timedelta(seconds=1)
+        (row,) = outbox.claim(1, owner="w", now=now)
+        assert outbox.mark_retry([row], "HTTP 500", owner="w", now=now) == (0, 1)
+    stored = OutboxEvent.objects.get()
+    assert stored.status == "dead"
+    assert stored.attempts == 3
+    assert "HTTP 500" in stored.last_error
+
+
+def test_backoff_is_bounded_full_jitter():
+    import random
+
+    rng = random.Random(1)
+    with override_settings(SYNERISE={"RETRY_BACKOFF_BASE": 2, "RETRY_BACKOFF_MAX": 60}):
+        delays = [outbox.backoff_delay(n, rng=rng) for n in range(1, 12) for _ in range(50)]
+        assert all(0 <= d <= 60 for d in delays)
+        assert max(outbox.backoff_delay(1, rng=rng) for _ in range(200)) <= 2
+        assert max(outbox.backoff_delay(10, rng=rng) for _ in range(200)) > 30
+
+
+def test_release_does_not_count_an_attempt():
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    (row,) = outbox.claim(1, owner="w")
+    until = timezone.now() + dt.timedelta(seconds=30)
+    assert outbox.release([row.id], owner="w", until=until) == 1
+    stored = OutboxEvent.objects.get()
+    assert stored.attempts == 0 and stored.leased_by == "" and stored.next_attempt_at == until
+
+
+def test_requeue_dead_rows_resets_attempts():
+    rows = django_synerise.track_many([custom(1), custom(2)])
+    OutboxEvent.objects.filter(pk=rows[0].pk).update(status="dead", attempts=5, last_error="bad")
+    assert outbox.requeue() == 1
+    stored = OutboxEvent.objects.get(pk=rows[0].pk)
+    assert stored.status == "pending" and stored.attempts == 0
+    assert outbox.requeue(ids=[rows[1].pk]) == 0  # only dead rows by default
+
+
+def test_purge_deletes_old_sent_and_old_dead_in_chunks():
+    rows = django_synerise.track_many([custom(i) for i in range(7)])
+    old = timezone.now() - dt.timedelta(days=30)
+    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows[:5]]).update(status="sent", sent_at=old)
+    OutboxEvent.objects.filter(pk=rows[5].pk).update(status="dead", created_at=old)
+    assert outbox.purge(chunk_size=2) == {"sent": 5}
+    assert OutboxEvent.objects.count() == 2
+    assert outbox.purge(dead_older_than=dt.timedelta(days=1)) == {"sent": 0, "dead": 1}
+    assert list(OutboxEvent.objects.values_list("status", flat=True)) == ["pending"]
+
+
+def test_health_and_stats():
+    rows = django_synerise.track_many([custom(i) for i in range(3)])
+    OutboxEvent.objects.filter(pk=rows[0].pk).update(status="dead")
+    OutboxEvent.objects.filter(pk=rows[1].pk).update(status="sent", sent_at=timezone.now())
+    health = outbox.health()
+    assert health.pending == 1
+    assert health.dead == 1
+    assert health.oldest_pending_age is not None and health.oldest_pending_age >= 0
+    assert health.last_sent_at is not None
+    stats = outbox.stats()
+    assert stats["counts"] == {"pending": {"event": 1}, "dead": {"event": 1}, "sent": {"event": 1}}
+    assert stats["sent_last_hour"] == 1
