@@ -235,6 +235,8 @@ class Dispatcher:
                         break
                     logger.info("Synerise asked to slow down; pausing %.1f s", wait)
                     self.sleep(wait)
+                    # The released rows fell due during the pause: take them in this pass.
+                    pass_start = timezone.now()
         finally:
             result.duration = time.monotonic() - started
             try:
