@@ -34,5 +34,9 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The Python x Django matrix (noxfile.py). NOX_ARGS="-t ci" runs only the corner cells.
+matrix: $(STAMP)
+	$(BIN)/nox $(or $(NOX_ARGS),-s tests)
+
 clean:
 	rm -rf $(VENV) .nox build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

@@ -2,7 +2,17 @@
 
 Public API::
 
-    from django_synerise import track, track_event, track_many, track_model
+    from django_synerise import events, track, track_event, track_many, track_model
+
+* :func:`track` records a custom event; :func:`track_event` and :func:`track_many`
+  record events built with :mod:`django_synerise.events` (dedicated events,
+  transactions, AI events); :func:`track_model` declares events for a model's
+  saves and deletes.
+* ``__version__`` is the installed distribution's version.
+
+Everything else in the package is an implementation detail unless its own
+module documents it (``django_synerise.conf``, ``django_synerise.exceptions``,
+``django_synerise.testing``, the management commands and template tags).
 
 The names are loaded on first use, so importing the package does not import
 Django models before the app registry is ready.
@@ -20,24 +30,29 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
     __version__ = "0+unknown"
 
 if TYPE_CHECKING:
+    from . import events
     from .hooks import track_model
     from .tracking import track, track_event, track_many
 
-__all__ = ["__version__", "track", "track_event", "track_many", "track_model"]
+__all__ = ["__version__", "events", "track", "track_event", "track_many", "track_model"]
 
-_LAZY = {
-    "track": "django_synerise.tracking",
-    "track_event": "django_synerise.tracking",
-    "track_many": "django_synerise.tracking",
-    "track_model": "django_synerise.hooks",
+# Public name -> (module, attribute); attribute None means the module itself.
+_LAZY: dict[str, tuple[str, str | None]] = {
+    "events": ("django_synerise.events", None),
+    "track": ("django_synerise.tracking", "track"),
+    "track_event": ("django_synerise.tracking", "track_event"),
+    "track_many": ("django_synerise.tracking", "track_many"),
+    "track_model": ("django_synerise.hooks", "track_model"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'django_synerise' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
+    try:
+        module_name, attribute = _LAZY[name]
+    except KeyError:
+        raise AttributeError(f"module 'django_synerise' has no attribute {name!r}") from None
+    module = import_module(module_name)
+    value = module if attribute is None else getattr(module, attribute)
     globals()[name] = value
     return value
 
