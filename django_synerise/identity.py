@@ -1,0 +1,194 @@
+"""Who a request belongs to, as a Synerise ``client`` object.
+
+Default resolution, in :func:`get_client`:
+
+* ``uuid``: the visitor's profile UUID from the ``_snrs_uuid`` cookie that
+  Synerise's JS tracker sets (see :func:`get_cookie_uuid` for how it is read);
+* for an authenticated user, the identifiers named in
+  ``SYNERISE["USER_IDENTIFIERS"]`` (default ``{"customId": "pk", "email":
+  "email"}``: the primary key as a string, and the e-mail when the user has one).
+
+Both are sent when both are known, so Synerise can merge the anonymous
+visitor's history into the customer's profile. ``SYNERISE["CLIENT_RESOLVER"]``
+(a dotted path to ``f(request) -> dict | None``) replaces all of it.
+
+A malformed identifier is dropped, never sent: a tampered cookie or a user
+without a valid e-mail address loses that one identifier, not the event.
+
+Cost: reading ``request.user`` loads the session and the user row unless
+something earlier in the request already did (Django caches both on the
+request). :func:`get_client` is the only function here that touches them;
+:func:`get_cookie_uuid` reads cookies only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from django.http import HttpRequest
+
+from .conf import synerise_settings
+
+__all__ = [
+    "COOKIE_NAME",
+    "PARAMS_COOKIE_NAME",
+    "get_client",
+    "get_cookie_uuid",
+    "parse_uuid",
+    "user_client",
+]
+
+logger = logging.getLogger("django_synerise.identity")
+
+#: Cookie in which Synerise's JS tracker keeps the visitor's profile UUID.
+COOKIE_NAME = "_snrs_uuid"
+#: The tracker's key-value cookie (``host:…&permUuid:…&uuid:…&…``); its ``uuid``
+#: field is the fallback Synerise's own PHP SDK uses when ``_snrs_uuid`` is missing.
+PARAMS_COOKIE_NAME = "_snrs_p"
+
+# A canonical UUID at the start of the value, ending at the end of the value or
+# at a character that cannot continue a UUID (so "…-1234567890abX" is refused
+# instead of being cut short).
+_LEADING_UUID_RE = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"(?![0-9a-zA-Z-])"
+)
+# Cookie values are small; anything longer than this is not the tracker's.
+_MAX_COOKIE_CHARS = 512
+_NIL_UUIDS = frozenset({str(uuid.UUID(int=0)), str(uuid.UUID(int=(1 << 128) - 1))})
+_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
+_MAX_ID_LENGTH = 512
+
+
+def parse_uuid(value: str | None) -> str | None:
+    """Read a profile UUID the way the JS tracker may have stored it; ``None`` if malformed.
+
+    Tolerated: surrounding whitespace and double quotes, percent-encoding
+    (``%2D``), upper case, and extra text *after* the UUID when a separator
+    that cannot be part of a UUID comes first (``<uuid>:1690668621``,
+    ``<uuid>|v2``). Refused: anything before the UUID, a longer hex string,
+    the nil and max UUIDs, values longer than 512 characters. The result is
+    the canonical lower-case form ``xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx``.
+    """
+    if not value or not isinstance(value, str) or len(value) > _MAX_COOKIE_CHARS:
+        return None
+    text = unquote(value).strip().strip('"').strip()
+    match = _LEADING_UUID_RE.match(text)
+    if match is None:
+        return None
+    canonical = str(uuid.UUID(match.group(0)))
+    if canonical in _NIL_UUIDS:
+        return None
+    return canonical
+
+
+def _uuid_from_params_cookie(value: str | None) -> str | None:
+    if not value or len(value) > 4 * _MAX_COOKIE_CHARS:
+        return None
+    for part in unquote(value).split("&"):
+        key, sep, field = part.partition(":")
+        if sep and key.strip() == "uuid":
+            return parse_uuid(field)
+    return None
+
+
+def get_cookie_uuid(request: HttpRequest) -> str | None:
+    """The visitor's Synerise profile UUID from the tracker's cookies, or ``None``.
+
+    Reads ``_snrs_uuid`` with :func:`parse_uuid`; when it is missing or
+    malformed, falls back to the ``uuid:`` field of the ``_snrs_p`` cookie.
+    Never touches the session or the database, never raises.
+    """
+    cookies = getattr(request, "COOKIES", None) or {}
+    found = parse_uuid(cookies.get(COOKIE_NAME))
+    if found is None:
+        found = _uuid_from_params_cookie(cookies.get(PARAMS_COOKIE_NAME))
+    return found
+
+
+def _clean_identifier(key: str, value: Any) -> Any:
+    """The identifier as Synerise accepts it, or ``None`` when it would be refused."""
+    if callable(value):
+        value = value()
+    if value is None or isinstance(value, bool):
+        return None
+    if key == "id":
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            return None
+        return number if number > 0 else None
+    if key == "uuid":
+        return parse_uuid(str(value))
+    text = str(value).strip()
+    if not text or len(text) > _MAX_ID_LENGTH:
+        return None
+    if key == "email" and not _EMAIL_RE.match(text):
+        return None
+    return text
+
+
+def user_client(user: Any) -> dict[str, Any] | None:
+    """The identifiers of ``user`` per ``SYNERISE["USER_IDENTIFIERS"]``, or ``None``.
+
+    ``None`` for a missing or anonymous user, or when none of its identifiers
+    is usable. An attribute that names a method is called without arguments.
+    Works without a request, e.g. as ``client=`` of a hook on the user model.
+    """
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    client: dict[str, Any] = {}
+    for key, attribute in synerise_settings.USER_IDENTIFIERS.items():
+        value = _clean_identifier(key, getattr(user, attribute, None))
+        if value is not None:
+            client[key] = value
+    return client or None
+
+
+def _resolve(request: HttpRequest, user: Any) -> dict[str, Any] | None:
+    resolver = synerise_settings.import_callable(
+        "CLIENT_RESOLVER", synerise_settings.CLIENT_RESOLVER
+    )
+    if resolver is not None:
+        result = resolver(request)
+        if result is None:
+            return None
+        if not isinstance(result, Mapping):
+            raise TypeError(
+                f'SYNERISE["CLIENT_RESOLVER"] must return a dict or None, '
+                f"not {type(result).__name__}"
+            )
+        return dict(result) or None
+    client: dict[str, Any] = {}
+    cookie_uuid = get_cookie_uuid(request)
+    if cookie_uuid is not None:
+        client["uuid"] = cookie_uuid
+    if user is None:
+        user = getattr(request, "user", None)
+    client.update(user_client(user) or {})
+    return client or None
+
+
+def get_client(request: HttpRequest, *, user: Any = None) -> dict[str, Any] | None:
+    """The Synerise ``client`` for this request, or ``None`` when nobody is identified.
+
+    ``SYNERISE["CLIENT_RESOLVER"]``, when set, decides alone. Otherwise: the
+    cookie UUID (:func:`get_cookie_uuid`) plus :func:`user_client` of ``user``
+    (default: ``request.user``, which may load the session and the user).
+
+    Never raises: an error is logged on ``django_synerise.identity`` and
+    ``None`` returned, unless ``SYNERISE["RAISE_ERRORS"]`` is true. Call it
+    from synchronous code (in async code, through ``sync_to_async``).
+    """
+    try:
+        return _resolve(request, user)
+    except Exception:
+        if synerise_settings.RAISE_ERRORS:
+            raise
+        logger.exception("django_synerise could not resolve the Synerise client of a request")
+        return None

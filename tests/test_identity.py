@@ -1,0 +1,192 @@
+"""Visitor identity: the ``_snrs_uuid`` cookie, logged-in users, CLIENT_RESOLVER."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.test import RequestFactory, override_settings
+
+from django_synerise.identity import get_client, get_cookie_uuid, parse_uuid, user_client
+
+UUID = "0b9a4d2e-6c1f-4f5e-9a7b-3c2d1e0f9a8b"
+
+
+def synerise(**overrides: Any) -> override_settings:
+    return override_settings(SYNERISE={**settings.SYNERISE, **overrides})
+
+
+def make_request(cookies: dict[str, str] | None = None, user: Any = None) -> Any:
+    request = RequestFactory().get("/")
+    request.COOKIES.update(cookies or {})
+    request.user = user if user is not None else AnonymousUser()
+    return request
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (UUID, UUID),
+        (UUID.upper(), UUID),
+        (f'"{UUID}"', UUID),
+        (f"  {UUID}  ", UUID),
+        (UUID.replace("-", "%2D"), UUID),
+        (f"{UUID}:1690668621", UUID),
+        (f"{UUID}|v2", UUID),
+        (f"{UUID}.1695317248", UUID),
+    ],
+)
+def test_parse_uuid_tolerates_what_the_tracker_may_store(raw: str, expected: str) -> None:
+    assert parse_uuid(raw) == expected
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        "",
+        "not-a-uuid",
+        UUID[:-1],
+        UUID + "0",  # a longer hex string is not a UUID with a suffix
+        UUID + "x",
+        "x" + UUID,
+        f"uuid:{UUID}",
+        UUID.replace("-", ""),
+        "00000000-0000-0000-0000-000000000000",
+        "ffffffff-ffff-ffff-ffff-ffffffffffff",
+        UUID + ":" + "a" * 600,
+        "'; DROP TABLE x; --",
+    ],
+)
+def test_parse_uuid_refuses_malformed_values(raw: str | None) -> None:
+    assert parse_uuid(raw) is None
+
+
+def test_cookie_uuid_from_snrs_uuid() -> None:
+    assert get_cookie_uuid(make_request({"_snrs_uuid": UUID})) == UUID
+
+
+def test_cookie_uuid_falls_back_to_the_params_cookie() -> None:
+    other = "9d7e1ad8-5ca1-4964-8366-2346f8b6f7b6"
+    params = f"host:shop.example&permUuid:{other}&uuid:{UUID}&identityHash:&init:1690668621"
+    assert get_cookie_uuid(make_request({"_snrs_p": params})) == UUID
+    # A malformed _snrs_uuid is ignored, not trusted; the fallback still applies.
+    assert get_cookie_uuid(make_request({"_snrs_uuid": "garbage", "_snrs_p": params})) == UUID
+
+
+def test_cookie_uuid_none_without_cookies() -> None:
+    assert get_cookie_uuid(make_request()) is None
+    assert get_cookie_uuid(make_request({"_snrs_p": "uuid:nonsense&host:x"})) is None
+
+
+def test_anonymous_visitor_is_the_cookie_uuid() -> None:
+    assert get_client(make_request({"_snrs_uuid": UUID})) == {"uuid": UUID}
+
+
+def test_nobody_identified_is_none() -> None:
+    assert get_client(make_request()) is None
+    assert get_client(make_request({"_snrs_uuid": "tampered"})) is None
+
+
+@pytest.mark.django_db
+def test_logged_in_user_with_cookie_has_all_identifiers() -> None:
+    user = User.objects.create_user("ann", email="ann@example.com")
+    client = get_client(make_request({"_snrs_uuid": UUID}, user=user))
+    assert client == {"uuid": UUID, "customId": str(user.pk), "email": "ann@example.com"}
+
+
+@pytest.mark.django_db
+def test_user_without_email_sends_custom_id_only() -> None:
+    user = User.objects.create_user("bob")
+    assert get_client(make_request(user=user)) == {"customId": str(user.pk)}
+
+
+@pytest.mark.django_db
+def test_user_with_invalid_email_drops_only_the_email() -> None:
+    user = User.objects.create_user("cid", email="not an email")
+    assert user_client(user) == {"customId": str(user.pk)}
+
+
+@pytest.mark.django_db
+def test_user_identifiers_setting_maps_fields() -> None:
+    user = User.objects.create_user("dora", email="dora@example.com")
+    with synerise(USER_IDENTIFIERS={"customId": "get_username", "id": "pk"}):
+        assert user_client(user) == {"customId": "dora", "id": user.pk}
+
+
+def test_anonymous_user_has_no_user_identifiers() -> None:
+    assert user_client(AnonymousUser()) is None
+    assert user_client(None) is None
+
+
+@pytest.mark.django_db
+def test_explicit_user_argument_wins_over_request_user() -> None:
+    user = User.objects.create_user("eve", email="eve@example.com")
+    request = make_request({"_snrs_uuid": UUID})
+    assert get_client(request, user=user) == {
+        "uuid": UUID,
+        "customId": str(user.pk),
+        "email": "eve@example.com",
+    }
+
+
+def resolve_from_header(request: Any) -> dict[str, Any] | None:
+    value = request.headers.get("X-Customer")
+    return {"customId": value} if value else None
+
+
+def resolve_broken(request: Any) -> dict[str, Any]:
+    raise RuntimeError("resolver bug")
+
+
+def resolve_wrong_type(request: Any) -> Any:
+    return "customId:7"
+
+
+def test_client_resolver_replaces_default_identity() -> None:
+    request = RequestFactory().get("/", HTTP_X_CUSTOMER="c-42")
+    request.COOKIES["_snrs_uuid"] = UUID
+    with synerise(CLIENT_RESOLVER="tests.test_identity.resolve_from_header"):
+        assert get_client(request) == {"customId": "c-42"}
+        assert get_client(RequestFactory().get("/")) is None
+
+
+def test_resolver_errors_raise_when_raise_errors() -> None:
+    with (
+        synerise(CLIENT_RESOLVER="tests.test_identity.resolve_broken"),
+        pytest.raises(RuntimeError, match="resolver bug"),
+    ):
+        get_client(make_request())
+
+
+def test_resolver_wrong_return_type_is_an_error() -> None:
+    with (
+        synerise(CLIENT_RESOLVER="tests.test_identity.resolve_wrong_type"),
+        pytest.raises(TypeError, match="must return a dict or None"),
+    ):
+        get_client(make_request())
+
+
+def test_resolver_errors_are_logged_and_swallowed_by_default(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with (
+        synerise(CLIENT_RESOLVER="tests.test_identity.resolve_broken", RAISE_ERRORS=False),
+        caplog.at_level(logging.ERROR, logger="django_synerise.identity"),
+    ):
+        assert get_client(make_request()) is None
+    assert any("resolver bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
+    # The API key never reaches the log.
+    assert settings.SYNERISE["API_KEY"] not in caplog.text
+
+
+def test_unimportable_resolver_is_swallowed_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    with (
+        synerise(CLIENT_RESOLVER="tests.nowhere.resolver", RAISE_ERRORS=False),
+        caplog.at_level(logging.ERROR, logger="django_synerise.identity"),
+    ):
+        assert get_client(make_request({"_snrs_uuid": UUID})) is None
+    assert "CLIENT_RESOLVER" in caplog.text
