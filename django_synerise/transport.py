@@ -1,0 +1,110 @@
+"""The Django side of the client: a shared token cache and a factory reading ``SYNERISE``.
+
+:class:`~django_synerise.client.SyneriseClient` knows nothing of Django; this
+module wires it to the settings and to Django's cache framework, so that every
+worker process shares one workspace token.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import BaseCache, caches
+
+from .client import SyneriseClient
+from .conf import synerise_settings
+from .exceptions import SyneriseConfigurationError
+
+__all__ = ["DjangoTokenCache", "build_client"]
+
+
+class DjangoTokenCache:
+    """A :class:`~django_synerise.client.TokenCache` over ``django.core.cache.caches[alias]``.
+
+    The backend is looked up on every call (``caches`` hands out one
+    connection per thread). Use a cache every worker can see (Redis,
+    Memcached, database) to share the token between processes; with
+    ``LocMemCache`` each process logs in on its own, which still works.
+    """
+
+    def __init__(self, alias: str = "default") -> None:
+        self.alias = alias
+
+    @property
+    def cache(self) -> BaseCache:
+        return caches[self.alias]
+
+    def get(self, key: str) -> str | None:
+        value = self.cache.get(key)
+        return value if isinstance(value, str) else None
+
+    def set(self, key: str, value: str, timeout: float) -> None:
+        # Whole seconds, at least one: some backends want integers and 0
+        # means "do not store" to Django.
+        self.cache.set(key, value, max(1, int(timeout)))
+
+    def delete(self, key: str) -> None:
+        self.cache.delete(key)
+
+
+def build_client(**overrides: Any) -> SyneriseClient:
+    """A :class:`SyneriseClient` configured from ``settings.SYNERISE``.
+
+    ``overrides`` are :class:`SyneriseClient` keyword arguments that replace
+    the settings' values (``session=``, ``token_cache=``, ``timeout=`` ...).
+    The token is cached in ``caches[SYNERISE["TOKEN_CACHE"]]`` unless
+    ``token_cache`` is given.
+
+    Raises :class:`SyneriseConfigurationError` naming the setting to fix when
+    the credentials the chosen ``AUTH`` needs are missing or the cache alias
+    does not exist.
+    """
+    s = synerise_settings
+    options: dict[str, Any] = {
+        "base_url": s.API_BASE_URL,
+        "api_key": s.API_KEY,
+        "tracker_key": s.TRACKER_KEY,
+        "auth": s.AUTH,
+        "workspace_guid": s.WORKSPACE_GUID,
+        "api_version": s.API_VERSION,
+        "timeout": s.TIMEOUT,
+        "token_refresh_margin": s.TOKEN_REFRESH_MARGIN,
+        "token_lifetime": s.TOKEN_LIFETIME,
+        "user_agent": s.USER_AGENT,
+        "ai_events_api": s.AI_EVENTS_API,
+        "ai_timestamp_format": s.AI_TIMESTAMP_FORMAT,
+    }
+    options.update(overrides)
+
+    if options["auth"] == "basic":
+        missing = [
+            key
+            for key, option in (("WORKSPACE_GUID", "workspace_guid"), ("API_KEY", "api_key"))
+            if not options.get(option)
+        ]
+        if missing:
+            names = " and ".join(f'SYNERISE["{key}"]' for key in missing)
+            raise SyneriseConfigurationError(
+                f"{names} {'is' if len(missing) == 1 else 'are'} required when "
+                'SYNERISE["AUTH"] is "basic". Set SYNERISE = {"AUTH": "basic", '
+                '"WORKSPACE_GUID": ..., "API_KEY": ...} in your Django settings.'
+            )
+    elif not options.get("api_key"):
+        raise SyneriseConfigurationError(
+            'SYNERISE["API_KEY"] is required to send events (AUTH is "jwt"). '
+            'Set SYNERISE = {"API_KEY": ...} in your Django settings '
+            "(the workspace API key from Settings > API keys in Synerise)."
+        )
+
+    if "token_cache" not in options:
+        alias = s.TOKEN_CACHE
+        if alias not in settings.CACHES:
+            raise SyneriseConfigurationError(
+                f'SYNERISE["TOKEN_CACHE"] is {alias!r}, which is not in CACHES '
+                f"({', '.join(sorted(settings.CACHES)) or 'none defined'}). "
+                "Set it to one of your cache aliases in the SYNERISE dict of your Django settings."
+            )
+        options["token_cache"] = DjangoTokenCache(alias)
+
+    return SyneriseClient(**options)
