@@ -85,7 +85,7 @@ _use_pyenv_interpreters()
 )
 def tests(session: nox.Session, django: str) -> None:
     """Run the suite for one Python x Django cell (SQLite, plus PostgreSQL where tagged)."""
-    session.install("-e", ".[test]", DJANGO[django], "build")
+    session.install("-e", ".[test]", DJANGO[django])
     session.run("python", "-m", "django", "--version")
     session.run("python", "-m", "pytest", *PYTEST_ARGS, *session.posargs)
     if "postgres" in _tags(session.python, django):
