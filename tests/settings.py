@@ -74,10 +74,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Subprocess workers started by the tests point at the test's stand-in through these.
 SYNERISE = {
-    "API_BASE_URL": "http://127.0.0.1:9",
-    "API_KEY": "test-api-key",
-    "TRACKER_KEY": "test-tracker-key",
+    "API_BASE_URL": env.str("SYNERISE_API_BASE_URL", default="http://127.0.0.1:9"),
+    "API_KEY": env.str("SYNERISE_API_KEY", default="test-api-key"),
+    "TRACKER_KEY": env.str("SYNERISE_TRACKER_KEY", default="test-tracker-key"),
     "RAISE_ERRORS": True,
 }
 
