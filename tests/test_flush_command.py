@@ -1,0 +1,218 @@
+"""``manage.py synerise_flush`` through real HTTP to the local stand-in."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.test import override_settings
+
+import django_synerise
+from django_synerise.events import AIEvent, DedicatedEvent, Transaction
+from django_synerise.models import OutboxEvent
+
+UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def enqueue_mixed(n: int = 10) -> None:
+    events = [
+        django_synerise.events.CustomEvent("dog.bark", client={"customId": str(i)})
+        for i in range(n)
+    ]
+    events.append(DedicatedEvent("added-to-cart", client={"customId": "1"}, params={"sku": "A"}))
+    events.append(
+        Transaction(
+            client={"customId": "1"},
+            order_id="o-1",
+            products=[{"sku": "A", "name": "Apple", "quantity": 1, "finalUnitPrice": 2}],
+            currency="PLN",
+        )
+    )
+    events.append(AIEvent("recommendation.view", correlation_id="c", client_uuid=UUID, items=["1"]))
+    events.append(
+        AIEvent("recommendation.click", correlation_id="c", client_uuid=UUID, items=["1"])
+    )
+    django_synerise.track_many(events)
+
+
+def flush(*args: str) -> str:
+    out = StringIO()
+    call_command("synerise_flush", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_flush_delivers_every_kind_to_its_endpoint(synerise_stand_in):
+    enqueue_mixed()
+    output = flush()
+    assert output.strip().splitlines()[-1].startswith("sent 14, retried 0, dead 0, remaining 0 in ")
+    summary = synerise_stand_in.summary()
+    assert sum(summary["v4-batch"].values()) == 11
+    assert sum(summary["transactions-batch"].values()) == 1
+    assert summary["ai-batch"] == {"recommendation.view": 1, "recommendation.click": 1}
+    assert OutboxEvent.objects.filter(status="sent").count() == 14
+    stored = {row.salt for row in OutboxEvent.objects.exclude(kind="ai")}
+    assert set(synerise_stand_in.salt_counts()) >= stored
+
+
+@pytest.mark.django_db
+def test_batch_size_and_max_events(synerise_stand_in):
+    django_synerise.track_many(
+        [
+            django_synerise.events.CustomEvent("dog.bark", client={"customId": str(i)})
+            for i in range(25)
+        ]
+    )
+    flush("--batch-size", "10", "--max-events", "20")
+    batches = [r for r in synerise_stand_in.requests if r.path == "/v4/events/batch"]
+    assert len(batches) == 2
+    assert OutboxEvent.objects.filter(status="pending").count() == 5
+
+
+@pytest.mark.django_db
+def test_dry_run_sends_and_changes_nothing(synerise_stand_in):
+    enqueue_mixed(3)
+    before = list(OutboxEvent.objects.values())
+    output = flush("--dry-run")
+    assert "dry run: 7 events in 4 requests; nothing sent" in output
+    assert "would send 4 events" in output
+    assert synerise_stand_in.count == 0
+    assert list(OutboxEvent.objects.values()) == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--batch-size", "2000"], "between 1 and 1000"),
+        (["--interval", "-1"], "zero or more"),
+    ],
+)
+def test_bad_arguments_are_command_errors(args, message):
+    with pytest.raises(CommandError, match=message):
+        flush(*args)
+
+
+@pytest.mark.django_db
+def test_non_numeric_batch_size_is_rejected():
+    with pytest.raises(CommandError):
+        flush("--batch-size", "many")
+
+
+@pytest.mark.django_db
+def test_refused_credentials_exit_1_and_leave_rows_unharmed(synerise_stand_in, settings):
+    enqueue_mixed(2)
+    settings.SYNERISE = {**settings.SYNERISE, "API_KEY": "wrong-key"}
+    with pytest.raises(CommandError) as exc:
+        flush()
+    assert exc.value.returncode == 1
+    assert "wrong-key" not in str(exc.value)
+    assert "credentials" in str(exc.value)
+    # AI events need no workspace login, so they may have gone; the rest wait unharmed.
+    pending = OutboxEvent.objects.filter(status="pending")
+    assert pending.exclude(kind="ai").count() == 4
+    assert all(row.attempts == 0 and row.leased_by == "" for row in pending)
+
+
+@pytest.mark.django_db
+def test_missing_api_key_is_a_configuration_error_exit_1(settings):
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    settings.SYNERISE = {**settings.SYNERISE, "API_KEY": None}
+    with pytest.raises(CommandError) as exc:
+        flush()
+    assert exc.value.returncode == 1
+    assert "API_KEY" in str(exc.value)
+
+
+@pytest.mark.django_db
+def test_retry_then_deliver_on_a_later_pass(synerise_stand_in):
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    synerise_stand_in.inject("500", times=1)
+    with override_settings(
+        SYNERISE={**synerise_settings_dict(synerise_stand_in), "RETRY_BACKOFF_BASE": 0}
+    ):
+        first = flush()
+        assert "sent 0, retried 1" in first
+        second = flush()
+    assert "sent 1, retried 0" in second
+    row = OutboxEvent.objects.get()
+    assert row.status == "sent"
+    assert row.attempts == 1
+
+
+def synerise_settings_dict(server):
+    from django.conf import settings
+
+    return {**settings.SYNERISE, "API_BASE_URL": server.url}
+
+
+def _subprocess_env(server) -> dict[str, str]:
+    env = dict(os.environ)
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        env["DATABASE_URL"] = f"sqlite:///{db['NAME']}"
+    elif connection.vendor == "postgresql":
+        env["DATABASE_URL"] = (
+            f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+        )
+    else:
+        pytest.skip(f"no subprocess URL for {connection.vendor}")
+    env["SYNERISE_API_BASE_URL"] = server.url
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+@pytest.mark.django_db(transaction=True)
+def test_loop_stops_cleanly_on_sigterm(synerise_server):
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "django", "synerise_flush", "--loop", "--interval", "0.1"],
+        env=_subprocess_env(synerise_server),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert synerise_server.wait_for_events(1, timeout=30)
+        django_synerise.track("dog.bark", client={"customId": "2"})
+        assert synerise_server.wait_for_events(2, timeout=30)
+        worker.send_signal(signal.SIGTERM)
+        out, err = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    assert worker.returncode == 0, err
+    assert out.strip().splitlines()[-1].startswith("sent 2, retried 0, dead 0, remaining 0")
+    assert OutboxEvent.objects.filter(status="sent").count() == 2
+    assert not OutboxEvent.objects.exclude(leased_by="").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broken_auth_exits_1_from_the_shell(synerise_server):
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    env = _subprocess_env(synerise_server)
+    env["SYNERISE_API_KEY"] = "not-the-key"
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "django", "synerise_flush"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "not-the-key" not in proc.stdout + proc.stderr
+    assert time.monotonic() - started < 60
+    assert OutboxEvent.objects.get().status == "pending"
