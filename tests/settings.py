@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import environ
@@ -81,6 +82,9 @@ SYNERISE = {
     "TRACKER_KEY": env.str("SYNERISE_TRACKER_KEY", default="test-tracker-key"),
     "RAISE_ERRORS": True,
 }
+# Subprocess workers (concurrency, soak and Celery tests) get the stand-in's URL, keys
+# and their tuning from the test that starts them: JSON merged into SYNERISE.
+SYNERISE.update(json.loads(os.environ.get("SYNERISE_TEST_OVERRIDES", "{}")))
 
 LOGGING = {
     "version": 1,
