@@ -1,0 +1,221 @@
+/*! django-synerise beacon.js: recommendation view and click beacons. No dependencies. */
+/*
+ * Loaded by {% synerise_beacon_script %}, which passes its configuration as data-
+ * attributes of this <script> element (no inline code, so no 'unsafe-inline').
+ *
+ * - A frame is an element with data-synerise-frame="recommendation" (or "search")
+ *   and data-synerise-correlation-id; its items are the elements inside it with
+ *   data-synerise-item.
+ * - One recommendation.view per frame per page load, when at least half of the
+ *   frame (or, for a frame taller than the viewport, half of the viewport) is visible.
+ * - A click on an item sends recommendation.click (item.search.click with its
+ *   position in search results) without delaying the navigation.
+ */
+(function () {
+  "use strict";
+
+  var script = document.currentScript;
+  if (!script || window.djangoSyneriseBeacon) {
+    return; // Loaded twice: the first copy already listens.
+  }
+  var config = script.dataset;
+  var direct = config.syneriseMode === "direct";
+  var endpoint = config.syneriseEndpoint;
+  var api = config.syneriseApi || "events-v1";
+  var isoTimestamps = config.syneriseTimestamp === "iso8601";
+  var maxItems = parseInt(config.syneriseMaxItems, 10) || 100;
+  var FRAME = "[data-synerise-frame]";
+  var ITEM = "[data-synerise-item]";
+  var RECOMMENDATION_FRAME = '[data-synerise-frame="recommendation"]';
+  var LEADING_UUID =
+    /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![0-9a-z-])/i;
+  var NIL_UUID = /^(0{8}-0{4}-0{4}-0{4}-0{12}|f{8}-f{4}-f{4}-f{4}-f{12})$/;
+  var viewed = new WeakSet();
+
+  function cookie(name) {
+    var match = document.cookie.match(new RegExp("(?:^|;\\s*)" + name + "=([^;]*)"));
+    if (!match) {
+      return "";
+    }
+    try {
+      return decodeURIComponent(match[1]);
+    } catch (error) {
+      return "";
+    }
+  }
+
+  // Reads the visitor's profile UUID as django_synerise.identity.get_cookie_uuid
+  // does: _snrs_uuid, else the uuid field of the tracker's _snrs_p cookie.
+  function parseUUID(value) {
+    var match = LEADING_UUID.exec(value.trim().replace(/^"|"$/g, "").trim());
+    var found = match ? match[1].toLowerCase() : null;
+    return found && !NIL_UUID.test(found) ? found : null;
+  }
+
+  function cookieUUID() {
+    var found = parseUUID(cookie("_snrs_uuid"));
+    var parts = cookie("_snrs_p").split("&");
+    for (var i = 0; !found && i < parts.length; i++) {
+      var separator = parts[i].indexOf(":");
+      if (separator > 0 && parts[i].slice(0, separator).trim() === "uuid") {
+        found = parseUUID(parts[i].slice(separator + 1));
+      }
+    }
+    return found;
+  }
+
+  function post(body) {
+    // A string body is sent as text/plain: in direct mode that keeps the request
+    // "simple", so the browser sends it cross-origin without a CORS preflight.
+    var text = JSON.stringify(body);
+    try {
+      if (navigator.sendBeacon && navigator.sendBeacon(endpoint, text)) {
+        return;
+      }
+    } catch (error) {
+      // Some browsers throw for blocked URLs; fall back to fetch.
+    }
+    if (window.fetch) {
+      fetch(endpoint, { method: "POST", body: text, keepalive: true }).catch(function () {});
+    }
+  }
+
+  function send(type, frame, items, position) {
+    var correlationId = frame.getAttribute("data-synerise-correlation-id");
+    var campaignId = frame.getAttribute("data-synerise-campaign-id");
+    if (!correlationId || !endpoint) {
+      return;
+    }
+    if (!direct) {
+      // The server takes the visitor from the _snrs_uuid cookie, never from the body.
+      var beacon = { type: type, correlationId: correlationId, items: items };
+      if (campaignId) {
+        beacon.campaignId = campaignId;
+      }
+      if (position) {
+        beacon.position = position;
+      }
+      post(beacon);
+      return;
+    }
+    var clientUUID = cookieUUID();
+    if (!clientUUID) {
+      return; // No Synerise profile yet: the event could not be attributed.
+    }
+    var event = { correlationId: correlationId, clientUUID: clientUUID };
+    if (api === "ai-compat" && type !== "recommendation.view") {
+      event.item = items[0]; // ai-compat click bodies carry a single item.
+      if (position) {
+        event.position = position;
+      }
+    } else {
+      event.items = items;
+    }
+    event.eventTimestamp = isoTimestamps ? new Date().toISOString() : Date.now();
+    if (campaignId) {
+      event.campaignId = campaignId;
+    }
+    post({ eventType: type, items: [event] });
+  }
+
+  function itemsOf(frame) {
+    var ids = [];
+    var seen = Object.create(null);
+    var nodes = frame.querySelectorAll(ITEM);
+    for (var i = 0; i < nodes.length && ids.length < maxItems; i++) {
+      var id = nodes[i].getAttribute("data-synerise-item");
+      // Items of a frame nested inside this one belong to that frame.
+      if (id && !seen[id] && nodes[i].closest(FRAME) === frame) {
+        seen[id] = true;
+        ids.push(id);
+      }
+    }
+    return ids;
+  }
+
+  function onIntersection(entries, observer) {
+    for (var i = 0; i < entries.length; i++) {
+      var entry = entries[i];
+      var frame = entry.target;
+      if (!entry.isIntersecting || viewed.has(frame)) {
+        continue;
+      }
+      var root = entry.rootBounds;
+      var fillsHalfViewport =
+        root && root.height > 0 && entry.intersectionRect.height >= root.height / 2;
+      if (entry.intersectionRatio >= 0.5 || fillsHalfViewport) {
+        viewed.add(frame);
+        observer.unobserve(frame);
+        send("recommendation.view", frame, itemsOf(frame));
+      }
+    }
+  }
+
+  // 0.5 is the rule; the lower thresholds let a frame taller than the viewport
+  // (which can never be half visible) count once it fills half the screen.
+  var observer =
+    "IntersectionObserver" in window
+      ? new IntersectionObserver(onIntersection, { threshold: [0, 0.1, 0.25, 0.5] })
+      : null;
+
+  function watch(root) {
+    if (!observer || root.nodeType !== 1) {
+      return;
+    }
+    var frames = Array.prototype.slice.call(root.querySelectorAll(RECOMMENDATION_FRAME));
+    if (root.matches(RECOMMENDATION_FRAME)) {
+      frames.push(root);
+    }
+    for (var i = 0; i < frames.length; i++) {
+      if (!viewed.has(frames[i])) {
+        observer.observe(frames[i]); // Observing an element twice is a no-op.
+      }
+    }
+  }
+
+  function start() {
+    watch(document.documentElement);
+    if (observer && window.MutationObserver) {
+      // Frames inserted later (fetched fragments, infinite scroll) are watched too.
+      new MutationObserver(function (mutations) {
+        for (var i = 0; i < mutations.length; i++) {
+          for (var j = 0; j < mutations[i].addedNodes.length; j++) {
+            watch(mutations[i].addedNodes[j]);
+          }
+        }
+      }).observe(document.documentElement, { childList: true, subtree: true });
+    }
+  }
+
+  // Capture phase: a page handler that stops propagation does not hide the click.
+  document.addEventListener(
+    "click",
+    function (event) {
+      var target = event.target;
+      var item = target && target.closest ? target.closest(ITEM) : null;
+      var frame = item ? item.closest(FRAME) : null;
+      var id = item ? item.getAttribute("data-synerise-item") : null;
+      if (!frame || !id) {
+        return;
+      }
+      var kind = frame.getAttribute("data-synerise-frame");
+      if (kind === "recommendation") {
+        send("recommendation.click", frame, [id]);
+      } else if (kind === "search") {
+        var position = parseInt(item.getAttribute("data-synerise-position"), 10);
+        if (position > 0) {
+          send("item.search.click", frame, [id], position);
+        }
+      }
+    },
+    true
+  );
+
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", start);
+  } else {
+    start();
+  }
+
+  window.djangoSyneriseBeacon = { version: 1, watch: watch };
+})();

@@ -1,0 +1,221 @@
+"""Template library ``synerise``: tracking code, beacon script, recommendation attributes.
+
+Load it with ``{% load synerise %}``:
+
+``{% synerise_tracking_code %}``
+    Synerise's JS tracker with ``SYNERISE["TRACKER_KEY"]``, loaded from
+    ``SYNERISE["TRACKER_SCRIPT_HOST"]``. Keyword arguments become ``SR.init()``
+    options: ``{% synerise_tracking_code customPageVisit=True %}``. Renders
+    nothing (and logs a warning) without a tracker key.
+``{% synerise_beacon_script %}``
+    ``django_synerise/beacon.js``, configured for ``SYNERISE["BEACON_MODE"]``.
+    Renders nothing when ``SYNERISE["ENABLED"]`` is false, and nothing (with a
+    warning) when it cannot work: no ``django_synerise.urls`` in first-party
+    mode, no tracker key in direct mode.
+``{% synerise_recommendation_frame correlation_id campaign_id=... %}``
+    Attributes for a recommendation frame's container; the frame's items are
+    the elements inside it marked with ``{% synerise_recommendation_item item_id %}``.
+``{% synerise_search_results correlation_id %}`` and ``{% synerise_search_item item_id position %}``
+    The same for search results (``item.search.click``, 1-based position).
+
+Every value is HTML-escaped. A missing correlation or item id renders nothing
+and logs a warning on the ``django_synerise.templatetags`` logger: the page
+still renders, only its beacons are lost. Every ``<script>`` carries the
+request's CSP nonce (``request.csp_nonce`` as set by django-csp, or the
+``csp_nonce`` context variable of Django's own CSP support); no tag needs
+``'unsafe-inline'``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from django import template
+from django.core.serializers.json import DjangoJSONEncoder
+from django.template.loader import render_to_string
+from django.templatetags.static import static
+from django.urls import NoReverseMatch, reverse
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
+
+from ..conf import synerise_settings
+
+register = template.Library()
+
+logger = logging.getLogger("django_synerise.templatetags")
+
+#: Longest correlation, campaign or item id Synerise's AI events accept.
+MAX_ID_LENGTH = 256
+
+_EMPTY = mark_safe("")
+
+_AI_PATHS = {"events-v1": "/events/v1/batch", "ai-compat": "/v4/events/ai-compat/batch"}
+
+
+def _nonce(context: template.Context) -> str | None:
+    request = context.get("request")
+    nonce = getattr(request, "csp_nonce", None) if request is not None else None
+    if not nonce:
+        nonce = context.get("csp_nonce")
+    return str(nonce) if nonce else None
+
+
+def _clean_id(tag: str, name: str, value: Any) -> str | None:
+    """``value`` as an id string, or ``None`` (with a warning) when it cannot be one."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        logger.warning("{%% %s %%} rendered nothing: %s is missing (got %r)", tag, name, value)
+        return None
+    if len(value) > MAX_ID_LENGTH:
+        logger.warning(
+            "{%% %s %%} rendered nothing: %s is longer than %d characters",
+            tag,
+            name,
+            MAX_ID_LENGTH,
+        )
+        return None
+    return value
+
+
+@register.simple_tag(takes_context=True)
+def synerise_tracking_code(context: template.Context, **options: Any) -> SafeString:
+    """Synerise's JS tracker snippet; keyword arguments are passed to ``SR.init()``.
+
+    Renders nothing, and logs a warning, when ``SYNERISE["TRACKER_KEY"]`` is
+    not set (system checks cannot see which templates use the tag).
+    """
+    tracker_key = synerise_settings.TRACKER_KEY
+    if not tracker_key:
+        logger.warning(
+            '{%% synerise_tracking_code %%} rendered nothing: SYNERISE["TRACKER_KEY"] is not set'
+        )
+        return _EMPTY
+    host = str(synerise_settings.TRACKER_SCRIPT_HOST).strip("/")
+    return mark_safe(  # noqa: S308  (render_to_string returns escaped HTML)
+        render_to_string(
+            "django_synerise/tracking_code.html",
+            {
+                "nonce": _nonce(context),
+                "tracker_key": tracker_key,
+                "script_url": f"https://{host}/synerise-javascript-sdk.min.js",
+                "options": json.dumps(options, cls=DjangoJSONEncoder),
+            },
+        )
+    )
+
+
+@register.simple_tag(takes_context=True)
+def synerise_beacon_script(context: template.Context) -> SafeString:
+    """The ``<script>`` element that loads ``beacon.js``, configured from the settings.
+
+    First-party mode posts to ``django_synerise:beacon``; direct mode posts to
+    Synerise's AI events API with the tracker key (a public key: the tracking
+    code shows it to every visitor too).
+    """
+    if not synerise_settings.ENABLED:
+        return _EMPTY
+    mode = synerise_settings.BEACON_MODE
+    ai_api = synerise_settings.AI_EVENTS_API
+    if mode == "direct":
+        tracker_key = synerise_settings.TRACKER_KEY
+        if not tracker_key:
+            logger.warning(
+                "{% synerise_beacon_script %} rendered nothing: BEACON_MODE is "
+                '"direct" but SYNERISE["TRACKER_KEY"] is not set'
+            )
+            return _EMPTY
+        endpoint = f"{synerise_settings.API_BASE_URL}{_AI_PATHS[ai_api]}?token={quote(tracker_key)}"
+    else:
+        try:
+            endpoint = reverse("django_synerise:beacon")
+        except NoReverseMatch:
+            logger.warning(
+                "{% synerise_beacon_script %} rendered nothing: the beacon endpoint has no "
+                'URL. Add path("synerise/", include("django_synerise.urls")) to your '
+                'URLconf, or set SYNERISE["BEACON_MODE"] = "direct"'
+            )
+            return _EMPTY
+    return mark_safe(  # noqa: S308  (render_to_string returns escaped HTML)
+        render_to_string(
+            "django_synerise/beacon_script.html",
+            {
+                "src": static("django_synerise/beacon.js"),
+                "nonce": _nonce(context),
+                "mode": mode,
+                "endpoint": endpoint,
+                "max_items": synerise_settings.BEACON_MAX_ITEMS,
+                "ai_api": ai_api,
+                "timestamp_format": synerise_settings.AI_TIMESTAMP_FORMAT,
+            },
+        )
+    )
+
+
+@register.simple_tag
+def synerise_recommendation_frame(correlation_id: Any, campaign_id: Any = None) -> SafeString:
+    """Attributes for a recommendation frame's container element.
+
+    ``<div {% synerise_recommendation_frame rec.correlation_id campaign_id=rec.campaign %}>``.
+    ``beacon.js`` sends one ``recommendation.view`` when half of the frame is
+    visible and a ``recommendation.click`` when one of its items is clicked.
+    """
+    tag = "synerise_recommendation_frame"
+    correlation = _clean_id(tag, "correlation_id", correlation_id)
+    if correlation is None:
+        return _EMPTY
+    html = format_html(
+        'data-synerise-frame="recommendation" data-synerise-correlation-id="{}"', correlation
+    )
+    if campaign_id not in (None, ""):
+        campaign = _clean_id(tag, "campaign_id", campaign_id)
+        if campaign is not None:
+            html = format_html('{} data-synerise-campaign-id="{}"', html, campaign)
+    return html
+
+
+@register.simple_tag
+def synerise_recommendation_item(item_id: Any) -> SafeString:
+    """Attribute for one item (usually its link) inside a recommendation frame."""
+    item = _clean_id("synerise_recommendation_item", "item_id", item_id)
+    if item is None:
+        return _EMPTY
+    return format_html('data-synerise-item="{}"', item)
+
+
+@register.simple_tag
+def synerise_search_results(correlation_id: Any) -> SafeString:
+    """Attributes for the container of search results (``item.search.click``; no view event)."""
+    correlation = _clean_id("synerise_search_results", "correlation_id", correlation_id)
+    if correlation is None:
+        return _EMPTY
+    return format_html(
+        'data-synerise-frame="search" data-synerise-correlation-id="{}"', correlation
+    )
+
+
+@register.simple_tag
+def synerise_search_item(item_id: Any, position: Any) -> SafeString:
+    """Attributes for one search result: its item id and 1-based ``position``.
+
+    ``{% synerise_search_item hit.id forloop.counter %}``.
+    """
+    tag = "synerise_search_item"
+    item = _clean_id(tag, "item_id", item_id)
+    if item is None:
+        return _EMPTY
+    try:
+        number = int(position)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(position, bool) or number < 1:
+        logger.warning(
+            "{%% %s %%} rendered nothing: position must be a positive integer (got %r)",
+            tag,
+            position,
+        )
+        return _EMPTY
+    return format_html('data-synerise-item="{}" data-synerise-position="{}"', item, number)
