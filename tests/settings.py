@@ -18,11 +18,16 @@ TIME_ZONE = "UTC"
 DATABASE_URL = env.str("DATABASE_URL", default="sqlite:///" + os.path.join(os.path.dirname(__file__), "test.sqlite3"))
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"].setdefault("TEST", {})
+# One test database per test run (by process id), so that runs side by side
+# (the compatibility matrix, a developer's run during CI) never share one.
+_RUN = os.environ.get("SYNERISE_TEST_RUN", str(os.getpid()))
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file (not :memory:) so that subprocess workers can share the test database.
     DATABASES["default"]["TEST"]["NAME"] = os.path.join(
-        os.path.dirname(__file__), "test_db.sqlite3"
+        os.path.dirname(__file__), f"test_db_{_RUN}.sqlite3"
     )
+else:
+    DATABASES["default"]["TEST"]["NAME"] = f"test_{DATABASES['default']['NAME']}_{_RUN}"
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
     import pymysql
