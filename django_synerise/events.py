@@ -647,6 +647,9 @@ class AIEvent(Event):
         if isinstance(items, (str, bytes)):
             raise InvalidEventError("items", "must be a list of item ids, not a string")
         self.items = [self._short_id(f"items[{i}]", item) for i, item in enumerate(items)]
+        if not self.items and event_type != "recommendation.view":
+            # A click is on something: without the item the event says nothing.
+            raise InvalidEventError("items", f"a {event_type} event needs the clicked item")
         self.campaign_id = (
             self._short_id("campaignId", campaign_id) if campaign_id is not None else None
         )

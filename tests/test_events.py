@@ -350,6 +350,8 @@ def test_ai_event_iso_timestamp_and_ai_compat_click():
         ({"items": ["ok", ""]}, "items[1]"),
         ({"items": ["x" * 300]}, "items[0]"),
         ({"position": 0}, "position"),
+        ({"event_type": "recommendation.click", "items": []}, "items"),
+        ({"event_type": "item.search.click"}, "items"),
     ],
 )
 def test_ai_event_rules(kwargs, field):
