@@ -1,1 +1,236 @@
-"""System checks for the SYNERISE settings."""
+"""System checks for the ``SYNERISE`` settings and the app's installation.
+
+Run by ``manage.py check`` (and by ``runserver``, ``migrate`` ...); all carry
+the ``synerise`` tag, so ``manage.py check --tag synerise`` runs only these.
+
+=================  =============================================================
+``synerise.E000``  a ``SYNERISE`` value is invalid (the message names the key)
+``synerise.E001``  no ``API_KEY`` (or, with ``AUTH="basic"``, no ``WORKSPACE_GUID``)
+                   while ``ENABLED``
+``synerise.E002``  ``BATCH_SIZE`` or ``MAX_BATCH_BYTES`` above Synerise's limits
+``synerise.E003``  no ``TRACKER_KEY`` while ``BEACON_MODE="direct"``
+``synerise.W001``  ``API_BASE_URL`` is not https (loopback hosts excepted)
+``synerise.W002``  the page-visit middleware is used without the app installed,
+                   or the app's URLs are included without ``rest_framework``
+=================  =============================================================
+
+This module imports nothing that needs the app registry (no models), so that
+any module of the package can import it to register the checks, even when
+``django_synerise`` itself is missing from ``INSTALLED_APPS`` (whose
+``ready()`` would otherwise be the only place that imports it).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.apps import AppConfig, apps
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning, register
+
+from .conf import API_MAX_BATCH_BYTES, API_MAX_BATCH_SIZE, DEFAULTS, synerise_settings
+from .exceptions import SyneriseConfigurationError
+
+__all__ = [
+    "TAG",
+    "check_installation",
+    "check_settings",
+    "is_loopback_url",
+]
+
+#: The tag every check here is registered with.
+TAG = "synerise"
+
+MIDDLEWARE_PATH = "django_synerise.middleware.PageVisitMiddleware"
+
+_SETTINGS_HINT = "Every key and the values it accepts are listed in django_synerise.conf."
+_LIMITS = {"BATCH_SIZE": API_MAX_BATCH_SIZE, "MAX_BATCH_BYTES": API_MAX_BATCH_BYTES}
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url``'s host is this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@register(TAG)
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """E000-E003 and W001: every ``SYNERISE`` value valid, the keys in use present.
+
+    Each invalid key is reported on its own (the first error does not hide the
+    others) instead of raising, so ``manage.py check`` lists them all.
+    """
+    try:
+        user = synerise_settings.user_settings
+    except SyneriseConfigurationError as err:
+        # SYNERISE is not a dict, or has unknown keys: nothing else can be read.
+        return [Error(str(err), hint=_SETTINGS_HINT, id="synerise.E000")]
+
+    messages: list[CheckMessage] = []
+    values: dict[str, Any] = {}
+    for key in DEFAULTS:
+        limit = _LIMITS.get(key)
+        raw: Any = user.get(key)
+        if limit is not None and _is_number(raw) and raw > limit:
+            messages.append(
+                Error(
+                    f'SYNERISE["{key}"] is {raw}, above Synerise\'s limit of {limit} per '
+                    "batch request; Synerise would refuse such batches.",
+                    hint=f'Set SYNERISE["{key}"] to {limit} or less, or leave it out '
+                    f"(the default is {limit}).",
+                    id="synerise.E002",
+                )
+            )
+            continue
+        try:
+            values[key] = getattr(synerise_settings, key)
+        except SyneriseConfigurationError as err:
+            messages.append(Error(str(err), hint=_SETTINGS_HINT, id="synerise.E000"))
+    messages.extend(_check_callables(values))
+    messages.extend(_check_keys(values))
+    messages.extend(_check_base_url(values))
+    return messages
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_callables(values: dict[str, Any]) -> Iterable[CheckMessage]:
+    # Dotted paths are only imported on first use (a request): catch a typo now.
+    paths = [("CLIENT_RESOLVER", values.get("CLIENT_RESOLVER"))]
+    page_visits = values.get("PAGE_VISITS")
+    if isinstance(page_visits, dict):
+        paths.append(('PAGE_VISITS"]["PARAMS', page_visits.get("PARAMS")))
+    for key, value in paths:
+        try:
+            synerise_settings.import_callable(key, value)
+        except SyneriseConfigurationError as err:
+            yield Error(str(err), hint="Check the dotted path for typos.", id="synerise.E000")
+
+
+def _check_keys(values: dict[str, Any]) -> Iterable[CheckMessage]:
+    if values.get("ENABLED") is not True:
+        return
+    auth = values.get("AUTH")
+    if auth == "jwt" and "API_KEY" in values and not values["API_KEY"]:
+        yield Error(
+            'SYNERISE["API_KEY"] is not set, so no event can be sent: django-synerise logs '
+            "in to Synerise with the workspace API key.",
+            hint='Set SYNERISE["API_KEY"] (e.g. from an environment variable), or set '
+            'SYNERISE["ENABLED"] = False where nothing should be sent.',
+            id="synerise.E001",
+        )
+    elif auth == "basic":
+        missing = [
+            key for key in ("WORKSPACE_GUID", "API_KEY") if key in values and not values[key]
+        ]
+        if missing:
+            yield Error(
+                'SYNERISE["AUTH"] is "basic", which needs both WORKSPACE_GUID and API_KEY; '
+                f"missing: {', '.join(missing)}.",
+                hint="Set "
+                + " and ".join(f'SYNERISE["{key}"]' for key in missing)
+                + ', use AUTH="jwt" (API key only), or set SYNERISE["ENABLED"] = False.',
+                id="synerise.E001",
+            )
+    if (
+        values.get("BEACON_MODE") == "direct"
+        and "TRACKER_KEY" in values
+        and not values["TRACKER_KEY"]
+    ):
+        yield Error(
+            'SYNERISE["BEACON_MODE"] is "direct" but SYNERISE["TRACKER_KEY"] is not set: '
+            "browsers send recommendation events straight to Synerise with the tracker key.",
+            hint='Set SYNERISE["TRACKER_KEY"] to your web tracker key, or use '
+            'BEACON_MODE="first-party".',
+            id="synerise.E003",
+        )
+
+
+def _check_base_url(values: dict[str, Any]) -> Iterable[CheckMessage]:
+    url = values.get("API_BASE_URL")
+    if not isinstance(url, str) or url.startswith("https://") or is_loopback_url(url):
+        return
+    yield Warning(
+        f'SYNERISE["API_BASE_URL"] is {url!r}: not https, so the API key and every event '
+        "would cross the network unencrypted.",
+        hint="Use https:// (e.g. https://api.synerise.com). Plain http:// is only meant for "
+        "a local stand-in on localhost or 127.0.0.1.",
+        id="synerise.W001",
+    )
+
+
+@register(TAG)
+def check_installation(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W002: the parts in use have what they need installed.
+
+    * ``PageVisitMiddleware`` in ``MIDDLEWARE`` needs ``django_synerise`` in
+      ``INSTALLED_APPS`` (its outbox table and settings checks).
+    * ``django_synerise`` URLs in the root URLconf need ``rest_framework`` in
+      ``INSTALLED_APPS``.
+
+    The middleware module imports this module, so the first case is reported
+    even though the app (whose ``ready()`` registers the other checks) is absent.
+    """
+    messages: list[CheckMessage] = []
+    middleware = getattr(settings, "MIDDLEWARE", None) or []
+    if MIDDLEWARE_PATH in middleware and not apps.is_installed("django_synerise"):
+        messages.append(
+            Warning(
+                f"{MIDDLEWARE_PATH} is in MIDDLEWARE but django_synerise is not in "
+                "INSTALLED_APPS: page visits have no outbox table to go to.",
+                hint='Add "django_synerise" to INSTALLED_APPS and run migrate.',
+                id="synerise.W002",
+            )
+        )
+    if not apps.is_installed("rest_framework") and _synerise_urls_included():
+        messages.append(
+            Warning(
+                "django_synerise URLs are included in your URLconf but rest_framework is not "
+                "in INSTALLED_APPS: the beacon endpoint is built with Django REST framework.",
+                hint='Add "rest_framework" to INSTALLED_APPS, or remove the include of '
+                "django_synerise.urls.",
+                id="synerise.W002",
+            )
+        )
+    return messages
+
+
+def _synerise_urls_included() -> bool:
+    from django.urls import URLResolver, get_resolver
+
+    try:
+        patterns = get_resolver().url_patterns
+    except Exception:
+        # A broken URLconf is reported by Django's own urls checks.
+        return False
+    stack = list(patterns)
+    while stack:
+        pattern = stack.pop()
+        if not isinstance(pattern, URLResolver):
+            continue
+        module = pattern.urlconf_name
+        name = module if isinstance(module, str) else getattr(module, "__name__", "")
+        if name == "django_synerise.urls" or (
+            name.startswith("django_synerise.") and name.endswith(".urls")
+        ):
+            return True
+        try:
+            children = pattern.url_patterns
+        except Exception:  # an include without urlpatterns: Django's urls checks say so
+            children = []
+        stack.extend(children)
+    return False

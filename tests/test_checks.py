@@ -1,0 +1,155 @@
+"""System checks: one test per check id, each on the setting that triggers it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.core.checks import run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import override_settings
+
+from django_synerise.checks import (
+    MIDDLEWARE_PATH,
+    TAG,
+    check_installation,
+    check_settings,
+    is_loopback_url,
+)
+
+
+def synerise(**overrides: Any) -> dict[str, Any]:
+    return {**settings.SYNERISE, **overrides}
+
+
+def ids(messages: list[Any]) -> list[str]:
+    return [message.id for message in messages]
+
+
+def only(messages: list[Any], check_id: str) -> Any:
+    found = [message for message in messages if message.id == check_id]
+    assert len(found) == 1, messages
+    return found[0]
+
+
+def test_the_test_settings_pass_every_check():
+    assert run_checks(tags=[TAG]) == []
+
+
+def test_e000_an_invalid_value_is_reported_not_raised():
+    with override_settings(SYNERISE=synerise(TIMEOUT=-1, MAX_ATTEMPTS="many")):
+        messages = check_settings()
+    assert ids(messages) == ["synerise.E000", "synerise.E000"]
+    assert 'SYNERISE["TIMEOUT"]' in messages[0].msg
+    assert 'SYNERISE["MAX_ATTEMPTS"]' in messages[1].msg
+    assert all(message.hint for message in messages)
+
+
+def test_e000_unknown_key_and_unimportable_resolver():
+    with override_settings(SYNERISE=synerise(API_KEYS="typo")):
+        message = only(check_settings(), "synerise.E000")
+    assert "API_KEYS" in message.msg and "Valid keys are" in message.msg
+    with override_settings(SYNERISE=synerise(CLIENT_RESOLVER="myshop.nope.resolve")):
+        message = only(check_settings(), "synerise.E000")
+    assert "myshop.nope.resolve" in message.msg and message.hint
+
+
+def test_e000_through_manage_py_check_instead_of_a_crash():
+    with (
+        override_settings(SYNERISE=synerise(BATCH_SIZE=5000, TIMEOUT="slow")),
+        pytest.raises(SystemCheckError) as caught,
+    ):
+        call_command("check", tags=[TAG])
+    assert "synerise.E002" in str(caught.value)
+    assert "synerise.E000" in str(caught.value)
+
+
+def test_e001_jwt_without_api_key():
+    with override_settings(SYNERISE=synerise(API_KEY=None)):
+        message = only(check_settings(), "synerise.E001")
+    assert 'SYNERISE["API_KEY"] is not set' in message.msg
+    assert "ENABLED" in message.hint
+    with override_settings(SYNERISE=synerise(API_KEY=None, ENABLED=False)):
+        assert check_settings() == []
+
+
+def test_e001_basic_needs_workspace_guid_and_api_key():
+    with override_settings(SYNERISE=synerise(AUTH="basic")):
+        message = only(check_settings(), "synerise.E001")
+    assert "missing: WORKSPACE_GUID." in message.msg
+    assert 'SYNERISE["WORKSPACE_GUID"]' in message.hint
+    with override_settings(SYNERISE=synerise(AUTH="basic", WORKSPACE_GUID="guid")):
+        assert check_settings() == []
+    with override_settings(SYNERISE=synerise(AUTH="basic", WORKSPACE_GUID="guid", API_KEY="")):
+        assert "missing: API_KEY." in only(check_settings(), "synerise.E001").msg
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "limit"),
+    [("BATCH_SIZE", 1001, "1000"), ("MAX_BATCH_BYTES", 2_000_000, "1000000")],
+)
+def test_e002_batch_limits_above_the_api(key, value, limit):
+    with override_settings(SYNERISE=synerise(**{key: value})):
+        message = only(check_settings(), "synerise.E002")
+    assert f'SYNERISE["{key}"] is {value}' in message.msg
+    assert limit in message.hint
+    with override_settings(SYNERISE=synerise(**{key: int(limit)})):
+        assert check_settings() == []
+
+
+def test_e003_direct_beacons_need_the_tracker_key():
+    with override_settings(SYNERISE=synerise(BEACON_MODE="direct", TRACKER_KEY=None)):
+        message = only(check_settings(), "synerise.E003")
+    assert "TRACKER_KEY" in message.msg and "first-party" in message.hint
+    with override_settings(SYNERISE=synerise(BEACON_MODE="first-party", TRACKER_KEY=None)):
+        assert check_settings() == []
+
+
+def test_w001_plain_http_outside_loopback():
+    with override_settings(SYNERISE=synerise(API_BASE_URL="http://api.synerise.com")):
+        message = only(check_settings(), "synerise.W001")
+    assert "http://api.synerise.com" in message.msg and "https://" in message.hint
+    for url in ("https://api.synerise.com", "http://127.0.0.1:9", "http://localhost:8000"):
+        with override_settings(SYNERISE=synerise(API_BASE_URL=url)):
+            assert check_settings() == [], url
+
+
+@pytest.mark.parametrize(
+    ("url", "loopback"),
+    [
+        ("http://localhost:8000", True),
+        ("http://LOCALHOST.", True),
+        ("http://api.localhost", True),
+        ("http://127.0.0.1:9", True),
+        ("http://127.8.9.10", True),
+        ("http://[::1]:8089", True),
+        ("http://10.0.0.1", False),
+        ("http://localhost.example.com", False),
+        ("http://128.0.0.1", False),
+    ],
+)
+def test_loopback_hosts(url, loopback):
+    assert is_loopback_url(url) is loopback
+
+
+def test_w002_middleware_without_the_app():
+    apps_without = [app for app in settings.INSTALLED_APPS if app != "django_synerise"]
+    with override_settings(
+        INSTALLED_APPS=apps_without, MIDDLEWARE=[*settings.MIDDLEWARE, MIDDLEWARE_PATH]
+    ):
+        message = only(check_installation(), "synerise.W002")
+    assert MIDDLEWARE_PATH in message.msg and "INSTALLED_APPS" in message.hint
+    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, MIDDLEWARE_PATH]):
+        assert check_installation() == []
+
+
+def test_w002_urls_included_without_rest_framework():
+    # tests.urls includes django_synerise.urls.
+    apps_without = [app for app in settings.INSTALLED_APPS if app != "rest_framework"]
+    with override_settings(INSTALLED_APPS=apps_without):
+        message = only(run_checks(tags=[TAG]), "synerise.W002")
+    assert "rest_framework" in message.msg and "rest_framework" in message.hint
+    with override_settings(INSTALLED_APPS=apps_without, ROOT_URLCONF="tests.testapp.producer_urls"):
+        assert check_installation() == []
