@@ -1,0 +1,460 @@
+"""Model hooks: track_model() as decorator, function and setting; transactions; errors."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.test import override_settings
+
+from django_synerise import track_model
+from django_synerise.exceptions import SyneriseConfigurationError
+from django_synerise.hooks import connect_configured_hooks, registered_hooks, untrack_model
+from django_synerise.models import OutboxEvent
+from tests.testapp.models import TrackedNote, TrackedPurchase, TrackedReview
+
+pytestmark = pytest.mark.django_db
+
+
+def synerise(**overrides: Any) -> override_settings:
+    return override_settings(SYNERISE={**settings.SYNERISE, **overrides})
+
+
+@pytest.fixture(autouse=True)
+def _untrack() -> Iterator[None]:
+    yield
+    untrack_model(TrackedReview)
+    untrack_model(TrackedPurchase)
+
+
+def review_client(review: TrackedReview) -> dict[str, str] | None:
+    return {"email": review.email} if review.email else None
+
+
+def review_params(review: TrackedReview) -> dict[str, Any]:
+    return {"stars": review.stars}
+
+
+def only_published(review: TrackedReview, created: bool) -> bool:
+    return review.published
+
+
+def purchase_client(purchase: TrackedPurchase) -> dict[str, str]:
+    return {"email": purchase.email}
+
+
+def purchase_lines(purchase: TrackedPurchase) -> dict[str, Any]:
+    return {
+        "currency": purchase.currency,
+        "products": [
+            {
+                "sku": purchase.sku,
+                "quantity": purchase.quantity,
+                "finalUnitPrice": purchase.price,
+            }
+        ],
+    }
+
+
+def rows() -> list[OutboxEvent]:
+    return list(OutboxEvent.objects.order_by("id"))
+
+
+def test_decorator_form() -> None:
+    note = TrackedNote.objects.create(email="ann@example.com", text="hello")
+    [row] = rows()
+    assert (row.kind, row.batch_type, row.action) == ("event", "custom", "note.posted")
+    assert row.body["client"] == {"email": "ann@example.com"}
+    assert row.body["params"] == {"text": "hello"}
+    note.text = "edited"
+    note.save()  # declared for "created" only
+    note.delete()
+    assert len(rows()) == 1
+
+
+def test_no_client_skips_the_event() -> None:
+    TrackedNote.objects.create(email="", text="anonymous")
+    assert rows() == []
+
+
+def test_created_updated_deleted_each_produce_their_event() -> None:
+    track_model(
+        TrackedReview,
+        on=("created", "updated", "deleted"),
+        client=review_client,
+        params=review_params,
+    )
+    review = TrackedReview.objects.create(email="bob@example.com", stars=4)
+    review.stars = 2
+    review.save()
+    review.delete()
+    assert [row.action for row in rows()] == [
+        "trackedreview.created",
+        "trackedreview.updated",
+        "trackedreview.deleted",
+    ]
+    assert [row.body["params"]["stars"] for row in rows()] == [4, 2, 2]
+    assert {tuple(row.body["client"].items()) for row in rows()} == {
+        (("email", "bob@example.com"),)
+    }
+
+
+def test_one_action_for_several_changes() -> None:
+    track_model(
+        TrackedReview, action="review.changed", on=("created", "deleted"), client=review_client
+    )
+    review = TrackedReview.objects.create(email="bob@example.com")
+    review.save()
+    review.delete()
+    assert [row.action for row in rows()] == ["review.changed", "review.changed"]
+
+
+def test_on_accepts_a_single_string() -> None:
+    track_model(TrackedReview, action="review.updated", on="updated", client=review_client)
+    review = TrackedReview.objects.create(email="bob@example.com")
+    assert rows() == []
+    review.save()
+    assert [row.action for row in rows()] == ["review.updated"]
+
+
+def test_function_form_returns_the_model_and_string_labels_work() -> None:
+    assert track_model("testapp.TrackedReview", client=review_client) is TrackedReview
+    TrackedReview.objects.create(email="bob@example.com")
+    assert [row.action for row in rows()] == ["trackedreview.created"]
+
+
+def test_when_filters() -> None:
+    track_model(
+        TrackedReview,
+        action="review.published",
+        on=("created", "updated"),
+        client=review_client,
+        when=only_published,
+    )
+    review = TrackedReview.objects.create(email="bob@example.com", published=False)
+    assert rows() == []
+    review.published = True
+    review.save()
+    assert [row.action for row in rows()] == ["review.published"]
+
+
+def test_when_receives_created() -> None:
+    seen: list[bool] = []
+
+    def when(review: TrackedReview, created: bool) -> bool:
+        seen.append(created)
+        return not created
+
+    track_model(
+        TrackedReview,
+        action="review.edited",
+        on=("created", "updated", "deleted"),
+        client=review_client,
+        when=when,
+    )
+    review = TrackedReview.objects.create(email="bob@example.com")
+    review.save()
+    review.delete()
+    assert seen == [True, False, False]
+    assert [row.action for row in rows()] == ["review.edited", "review.edited"]
+
+
+def test_rolled_back_atomic_block_takes_the_event_with_it() -> None:
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        TrackedNote.objects.create(email="ann@example.com", text="never saved")
+        assert len(rows()) == 1  # written in the same transaction...
+        raise Abort
+    assert rows() == []  # ...and rolled back with it
+    assert TrackedNote.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rollback_with_real_transactions() -> None:
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        TrackedNote.objects.create(email="ann@example.com", text="never saved")
+        raise Abort
+    assert rows() == []
+    with transaction.atomic():
+        TrackedNote.objects.create(email="ann@example.com", text="kept")
+    assert [row.action for row in rows()] == ["note.posted"]
+
+
+def test_double_registration_does_not_double_events() -> None:
+    for _ in range(3):
+        track_model(TrackedReview, action="review.posted", client=review_client)
+    TrackedReview.objects.create(email="bob@example.com")
+    assert len(rows()) == 1
+    assert len([h for h in registered_hooks() if h.model is TrackedReview]) == 1
+
+
+def test_registering_again_replaces_the_declaration() -> None:
+    track_model(TrackedReview, action="review.posted", client=review_client)
+    track_model(
+        TrackedReview,
+        action="review.posted",
+        client=review_client,
+        params=review_params,
+    )
+    TrackedReview.objects.create(email="bob@example.com", stars=3)
+    [row] = rows()
+    assert row.body["params"] == {"stars": 3}
+
+
+def test_untrack_model_disconnects() -> None:
+    track_model(TrackedReview, on=("created", "deleted"), client=review_client)
+    assert untrack_model(TrackedReview) == 2
+    TrackedReview.objects.create(email="bob@example.com").delete()
+    assert rows() == []
+
+
+def test_raw_saves_from_fixtures_are_ignored() -> None:
+    TrackedNote(email="ann@example.com", text="fixture").save_base(raw=True)
+    assert TrackedNote.objects.count() == 1
+    assert rows() == []
+
+
+def test_dedicated_event_type() -> None:
+    track_model(TrackedReview, event_type="added-to-favorites", client=review_client)
+    TrackedReview.objects.create(email="bob@example.com")
+    [row] = rows()
+    assert (row.batch_type, row.action) == ("added-to-favorites", "product.addToFavorite")
+    assert "action" not in row.body
+
+
+def test_model_mapped_to_a_transaction() -> None:
+    track_model(TrackedPurchase, client=purchase_client, transaction=purchase_lines)
+    purchase = TrackedPurchase.objects.create(
+        email="eve@example.com", sku="SKU-1", quantity=2, price=Decimal("19.99")
+    )
+    [row] = rows()
+    assert (row.kind, row.batch_type, row.action) == (
+        "transaction",
+        "transaction",
+        "transaction.charge",
+    )
+    body = row.body
+    assert body["client"] == {"email": "eve@example.com"}
+    assert body["orderId"] == str(purchase.pk)
+    assert body["source"] == "WEB_DESKTOP"
+    assert body["products"] == [
+        {
+            "sku": "SKU-1",
+            "quantity": 2,
+            "finalUnitPrice": {"amount": 19.99, "currency": "PLN"},
+        }
+    ]
+    assert body["revenue"] == {"amount": 39.98, "currency": "PLN"}
+    assert body["eventSalt"]
+
+
+def test_transaction_event_type_without_mapping_sends_a_minimal_transaction() -> None:
+    track_model(
+        TrackedPurchase,
+        event_type="transaction",
+        client=purchase_client,
+        params=lambda p: {"sku": p.sku},
+    )
+    with synerise(TRANSACTION_SOURCE="POS"):
+        purchase = TrackedPurchase.objects.create(
+            email="eve@example.com", sku="SKU-2", price=Decimal("5")
+        )
+    [row] = rows()
+    assert row.body["orderId"] == str(purchase.pk)
+    assert row.body["metadata"] == {"sku": "SKU-2"}
+    assert row.body["source"] == "POS"
+
+
+def test_transaction_mapping_may_carry_its_own_client() -> None:
+    track_model(
+        TrackedPurchase,
+        transaction=lambda p: {"client": {"customId": f"c-{p.pk}"}, "order_id": f"ORD-{p.pk}"},
+    )
+    purchase = TrackedPurchase.objects.create(email="", sku="SKU-3", price=Decimal("1"))
+    [row] = rows()
+    assert row.body["client"] == {"customId": f"c-{purchase.pk}"}
+    assert row.body["orderId"] == f"ORD-{purchase.pk}"
+
+
+def test_disabled_writes_nothing() -> None:
+    with synerise(ENABLED=False):
+        TrackedNote.objects.create(email="ann@example.com", text="off")
+    assert rows() == []
+
+
+# Settings form -------------------------------------------------------------------------
+
+MODEL_EVENTS = [
+    {
+        "model": "testapp.TrackedReview",
+        "action": "review.posted",
+        "on": ["created"],
+        "client": "tests.test_hooks.review_client",
+        "params": "tests.test_hooks.review_params",
+        "when": "tests.test_hooks.only_published",
+    },
+    {
+        "model": "testapp.TrackedPurchase",
+        "event_type": "transaction",
+        "client": "tests.test_hooks.purchase_client",
+        "transaction": "tests.test_hooks.purchase_lines",
+    },
+]
+
+
+def test_settings_form_connects_and_disconnects_with_the_setting() -> None:
+    with synerise(MODEL_EVENTS=MODEL_EVENTS):
+        TrackedReview.objects.create(email="bob@example.com", stars=5, published=True)
+        TrackedReview.objects.create(email="bob@example.com", stars=1, published=False)
+        TrackedPurchase.objects.create(email="eve@example.com", sku="S", price=Decimal("2.50"))
+        assert [(row.action, row.kind) for row in rows()] == [
+            ("review.posted", "event"),
+            ("transaction.charge", "transaction"),
+        ]
+        assert rows()[0].body["params"] == {"stars": 5}
+    TrackedReview.objects.create(email="bob@example.com", published=True)
+    assert len(rows()) == 2
+
+
+def test_settings_hooks_leave_code_hooks_alone() -> None:
+    track_model(TrackedReview, action="review.liked", client=review_client)
+    with synerise(MODEL_EVENTS=MODEL_EVENTS):
+        pass
+    TrackedReview.objects.create(email="bob@example.com", published=True)
+    assert [row.action for row in rows()] == ["review.liked"]
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"action": "x.y", "client": "tests.test_hooks.review_client"}, 'needs "model"'),
+        (
+            {"model": "testapp.Nope", "client": "tests.test_hooks.review_client"},
+            "not an installed model",
+        ),
+        ({"model": "testapp.TrackedReview", "client": "tests.nowhere.f"}, "cannot be imported"),
+        (
+            {
+                "model": "testapp.TrackedReview",
+                "client": "tests.test_hooks.review_client",
+                "on": ["saved"],
+            },
+            "on= must name",
+        ),
+        (
+            {
+                "model": "testapp.TrackedReview",
+                "client": "tests.test_hooks.review_client",
+                "colour": 1,
+            },
+            "unknown key",
+        ),
+        ({"model": "testapp.TrackedReview"}, "needs client="),
+        (
+            {
+                "model": "testapp.TrackedReview",
+                "client": "tests.test_hooks.review_client",
+                "event_type": "page-visit",
+            },
+            "neither 'transaction' nor a dedicated type",
+        ),
+        (
+            {
+                "model": "testapp.TrackedReview",
+                "client": "tests.test_hooks.review_client",
+                "action": "transaction.charge",
+            },
+            "cannot be a custom event",
+        ),
+    ],
+)
+def test_invalid_model_events_are_configuration_errors(entry: dict[str, Any], message: str) -> None:
+    with synerise(MODEL_EVENTS=[entry]):
+        with pytest.raises(SyneriseConfigurationError, match=r"MODEL_EVENTS\"\]\[0\]") as info:
+            connect_configured_hooks()
+        assert message in str(info.value)
+        # The broken setting connected nothing.
+        assert not [h for h in registered_hooks() if h.origin == "settings"]
+
+
+# Declaration errors ------------------------------------------------------------------
+
+
+def test_declaration_errors_are_raised_at_once() -> None:
+    with pytest.raises(ValueError, match=r"either action= .* or event_type="):
+        track_model(TrackedReview, action="a.b", event_type="registered", client=review_client)
+    with pytest.raises(TypeError, match="needs client="):
+        track_model(TrackedReview, action="a.b")
+    with pytest.raises(ValueError, match="on= must name"):
+        track_model(TrackedReview, on=(), client=review_client)
+    with pytest.raises(ValueError, match="action"):
+        track_model(TrackedReview, action="x", client=review_client)
+    with pytest.raises(TypeError, match="client= must be a callable"):
+        track_model(TrackedReview, client="not callable")  # type: ignore[arg-type]
+
+    class Base(models.Model):
+        class Meta:
+            abstract = True
+            app_label = "testapp"
+
+    with pytest.raises(TypeError, match="abstract"):
+        track_model(Base, client=review_client)
+    assert not [h for h in registered_hooks() if h.model is TrackedReview]
+
+
+# Never break a save ----------------------------------------------------------------------
+
+
+def broken_params(review: TrackedReview) -> dict[str, Any]:
+    raise RuntimeError("params bug")
+
+
+def test_errors_raise_when_raise_errors() -> None:
+    track_model(TrackedReview, action="review.posted", client=review_client, params=broken_params)
+    with pytest.raises(RuntimeError, match="params bug"), transaction.atomic():
+        TrackedReview.objects.create(email="bob@example.com")
+    assert TrackedReview.objects.count() == 0
+
+
+def test_errors_are_logged_and_swallowed_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    track_model(TrackedReview, action="review.posted", client=review_client, params=broken_params)
+    with (
+        synerise(RAISE_ERRORS=False),
+        caplog.at_level(logging.ERROR, logger="django_synerise.hooks"),
+    ):
+        review = TrackedReview.objects.create(email="bob@example.com")
+    assert TrackedReview.objects.filter(pk=review.pk).exists()
+    assert rows() == []
+    [record] = [r for r in caplog.records if r.name == "django_synerise.hooks"]
+    assert "review.posted" in record.getMessage()
+    assert record.synerise_action == "review.posted"  # type: ignore[attr-defined]
+
+
+def test_failed_write_does_not_poison_the_callers_transaction(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def failing_enqueue(event: Any) -> None:
+        # A real database error, like a missing outbox table: on PostgreSQL it
+        # aborts the transaction unless it happened inside a savepoint.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT * FROM synerise_no_such_table")
+
+    monkeypatch.setattr("django_synerise.outbox.enqueue", failing_enqueue)
+    track_model(TrackedReview, action="review.posted", client=review_client)
+    with synerise(RAISE_ERRORS=False), transaction.atomic():
+        TrackedReview.objects.create(email="bob@example.com")
+        # The caller's transaction is still usable after the swallowed error.
+        TrackedReview.objects.create(email="")
+        assert TrackedReview.objects.count() == 2
+    assert TrackedReview.objects.count() == 2
+    assert rows() == []
