@@ -5,6 +5,7 @@ from tests import views as beacon_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("tests.testapp.producer_urls")),
     path("synerise/", include("django_synerise.urls")),
     path("beacon-test/", beacon_views.recommendations, name="beacon-recommendations"),
     path("beacon-test/csp/", beacon_views.strict_csp, name="beacon-strict-csp"),

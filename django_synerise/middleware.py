@@ -1,0 +1,359 @@
+"""Page visits: one ``page.visit`` event per page a person looked at.
+
+Add the middleware after Django's ``AuthenticationMiddleware``::
+
+    MIDDLEWARE = [
+        ...,
+        "django.contrib.auth.middleware.AuthenticationMiddleware",
+        "django_synerise.middleware.PageVisitMiddleware",
+        ...,
+    ]
+
+A request is tracked when all of these hold (each is a ``SYNERISE["PAGE_VISITS"]``
+key; defaults in brackets):
+
+* ``ENABLED`` [True] and the global ``SYNERISE["ENABLED"]`` [True];
+* its method is in ``METHODS`` [``["GET"]``];
+* the response status is in ``STATUS_CODES`` [``[200]``];
+* the response's media type is in ``CONTENT_TYPES`` [``["text/html"]``]
+  (``"text/*"`` matches a whole family);
+* its path is not the admin's (found with ``reverse("admin:index")``), not under
+  ``STATIC_URL`` or ``MEDIA_URL``, matches no ``EXCLUDE_PATHS`` regex and, when
+  ``INCLUDE_PATHS`` is not empty, matches one of those (regexes are searched in
+  ``request.path_info``, the path your URLconf sees);
+* it is not a browser prefetch (``Sec-Purpose: prefetch``);
+* with ``EXCLUDE_BOTS`` [True], its user agent is not a known bot
+  (:mod:`django_synerise.bots`);
+* with ``RESPECT_DNT`` [False], it carries neither ``DNT: 1`` nor ``Sec-GPC: 1``;
+* somebody is identified (:func:`django_synerise.identity.get_client`);
+  anonymous requests without the tracker's cookie are skipped and counted in a
+  debug log line.
+
+The event carries ``url`` (absolute, with the query string), ``path``,
+``referrer``, ``title`` (see :func:`set_page_title`), the UTM parameters,
+``userAgent`` and whatever ``PARAMS`` (``f(request, response) -> dict``)
+adds; its ``time`` is when the request arrived at this middleware. URLs,
+referrer and user agent are cut to 2,048 characters, the title to 512.
+
+Cost: no database query for a request that is not tracked. A tracked request
+costs one ``INSERT``, plus, for a logged-in visitor, Django's usual session
+and user lookups *if nothing earlier in the request loaded them* (a view or
+template that reads ``request.user`` already did, and they are cached on the
+request). Identity is resolved only after every other filter passed, so
+untracked requests never touch the session.
+
+Errors never break the response: they are logged on
+``django_synerise.middleware`` with the action ``page.visit`` and swallowed,
+unless ``SYNERISE["RAISE_ERRORS"]`` is true.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.apps import apps
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.http import HttpRequest, HttpResponseBase
+from django.urls import NoReverseMatch, get_urlconf, reverse
+
+from . import outbox
+from .bots import is_bot
+from .conf import synerise_settings
+from .events import page_visit
+from .exceptions import SyneriseConfigurationError
+from .identity import get_client
+
+__all__ = ["PageVisitMiddleware", "get_page_title", "set_page_title"]
+
+logger = logging.getLogger("django_synerise.middleware")
+
+ACTION = "page.visit"
+UTM_PARAMETERS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
+MAX_URL_CHARS = 2048
+MAX_TITLE_CHARS = 512
+
+_TITLE_ATTRIBUTE = "_synerise_page_title"
+
+Response = HttpResponseBase
+
+
+def set_page_title(request: HttpRequest, title: str) -> None:
+    """Give this request's ``page.visit`` event a ``title`` (e.g. the page's ``<title>``).
+
+    Call it in the view; the middleware reads it after the response is built.
+    A later call replaces an earlier one; an empty title sends none.
+    """
+    setattr(request, _TITLE_ATTRIBUTE, str(title)[:MAX_TITLE_CHARS] if title else None)
+
+
+def get_page_title(request: HttpRequest) -> str | None:
+    """The title set with :func:`set_page_title`, or ``None``."""
+    title = getattr(request, _TITLE_ATTRIBUTE, None)
+    return title if isinstance(title, str) and title else None
+
+
+def _compile_any(key: str, patterns: Sequence[str]) -> re.Pattern[str] | None:
+    if not patterns:
+        return None
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as err:
+            raise SyneriseConfigurationError(
+                f'SYNERISE["PAGE_VISITS"]["{key}"] holds an invalid regex {pattern!r}: {err}. '
+                "Fix it in the SYNERISE dict of your Django settings."
+            ) from err
+    return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
+
+
+def _url_path_prefix(url: str | None) -> str | None:
+    # Only prefixes served by this site can be excluded; "/" would exclude everything.
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+        return None
+    return parts.path
+
+
+@dataclass(frozen=True)
+class _Filters:
+    """``PAGE_VISITS`` compiled once per settings reload."""
+
+    enabled: bool
+    methods: frozenset[str]
+    status_codes: frozenset[int]
+    content_types: frozenset[str]
+    content_families: tuple[str, ...]
+    exclude: re.Pattern[str] | None
+    include: re.Pattern[str] | None
+    prefixes: tuple[str, ...]
+    exclude_bots: bool
+    respect_dnt: bool
+    params: Any
+
+    @classmethod
+    def from_settings(cls) -> _Filters:
+        config: Mapping[str, Any] = synerise_settings.PAGE_VISITS
+        types = [t.strip().lower() for t in config["CONTENT_TYPES"]]
+        prefixes = [
+            prefix
+            for prefix in (
+                _url_path_prefix(getattr(settings, "STATIC_URL", None)),
+                _url_path_prefix(getattr(settings, "MEDIA_URL", None)),
+            )
+            if prefix
+        ]
+        return cls(
+            enabled=bool(synerise_settings.ENABLED and config["ENABLED"]),
+            methods=frozenset(m.upper() for m in config["METHODS"]),
+            status_codes=frozenset(config["STATUS_CODES"]),
+            content_types=frozenset(t for t in types if not t.endswith("/*")),
+            content_families=tuple(t[:-1] for t in types if t.endswith("/*")),
+            exclude=_compile_any("EXCLUDE_PATHS", config["EXCLUDE_PATHS"]),
+            include=_compile_any("INCLUDE_PATHS", config["INCLUDE_PATHS"]),
+            prefixes=tuple(prefixes),
+            exclude_bots=config["EXCLUDE_BOTS"],
+            respect_dnt=config["RESPECT_DNT"],
+            params=config["PARAMS"],
+        )
+
+
+_lock = threading.Lock()
+_filters: _Filters | None = None
+# Admin URL prefix per URLconf (a request may carry its own ``urlconf``).
+_admin_prefixes: dict[str | None, str | None] = {}
+_skipped_anonymous = itertools.count(1)
+
+
+def _get_filters() -> _Filters:
+    global _filters
+    filters = _filters
+    if filters is None:
+        filters = _Filters.from_settings()
+        with _lock:
+            _filters = filters
+    return filters
+
+
+def _admin_prefix() -> str | None:
+    urlconf = get_urlconf()
+    key = urlconf if isinstance(urlconf, str) or urlconf is None else repr(urlconf)
+    try:
+        return _admin_prefixes[key]
+    except KeyError:
+        pass
+    prefix: str | None = None
+    if apps.is_installed("django.contrib.admin"):
+        try:
+            prefix = reverse("admin:index", urlconf=urlconf)
+        except NoReverseMatch:
+            prefix = None
+    with _lock:
+        _admin_prefixes[key] = prefix
+    return prefix
+
+
+def _reset(**kwargs: Any) -> None:
+    global _filters
+    with _lock:
+        _filters = None
+        _admin_prefixes.clear()
+
+
+# Any setting may matter (SYNERISE, STATIC_URL, MEDIA_URL, ROOT_URLCONF,
+# INSTALLED_APPS); recompiling after a change is cheap and rare.
+setting_changed.connect(_reset, dispatch_uid="django_synerise.middleware.reset")
+
+
+def _media_type_matches(filters: _Filters, response: Response) -> bool:
+    media_type = (response.get("Content-Type") or "").split(";", 1)[0].strip().lower()
+    if media_type in filters.content_types:
+        return True
+    return any(media_type.startswith(family) for family in filters.content_families)
+
+
+def _is_prefetch(request: HttpRequest) -> bool:
+    headers = request.headers
+    purpose = (headers.get("Sec-Purpose") or headers.get("Purpose") or "").lower()
+    return purpose.startswith("prefetch") or headers.get("X-Moz", "").lower() == "prefetch"
+
+
+def should_track(request: HttpRequest, response: Response) -> bool:
+    """Whether every filter but identity lets this request through. No database access.
+
+    Raises :class:`~django_synerise.exceptions.SyneriseConfigurationError` for
+    an invalid ``PAGE_VISITS`` setting.
+    """
+    filters = _get_filters()
+    if not filters.enabled:
+        return False
+    if (request.method or "").upper() not in filters.methods:
+        return False
+    if response.status_code not in filters.status_codes:
+        return False
+    if not _media_type_matches(filters, response):
+        return False
+    path = request.path
+    if any(path.startswith(prefix) for prefix in filters.prefixes):
+        return False
+    admin = _admin_prefix()
+    if admin is not None and path.startswith(admin):
+        return False
+    path_info = request.path_info
+    if filters.exclude is not None and filters.exclude.search(path_info):
+        return False
+    if filters.include is not None and not filters.include.search(path_info):
+        return False
+    if _is_prefetch(request):
+        return False
+    headers = request.headers
+    if filters.respect_dnt and (headers.get("DNT") == "1" or headers.get("Sec-GPC") == "1"):
+        return False
+    return not (filters.exclude_bots and is_bot(headers.get("User-Agent")))
+
+
+def _cap(value: str | None, limit: int = MAX_URL_CHARS) -> str | None:
+    return value[:limit] if value else None
+
+
+def record_page_visit(request: HttpRequest, response: Response, arrived: dt.datetime) -> bool:
+    """Resolve the visitor and enqueue the ``page.visit`` event; return whether one was written.
+
+    Synchronous: it may read the session and the user. Errors propagate (the
+    middleware decides whether to swallow them).
+    """
+    client = get_client(request)
+    if not client:
+        logger.debug(
+            "page.visit skipped for %s: no Synerise identifier (%d skipped since start)",
+            request.path,
+            next(_skipped_anonymous),
+        )
+        return False
+    filters = _get_filters()
+    extra: Mapping[str, Any] | None = None
+    params_func = synerise_settings.import_callable('PAGE_VISITS"]["PARAMS', filters.params)
+    if params_func is not None:
+        extra = params_func(request, response)
+        if extra is not None and not isinstance(extra, Mapping):
+            raise TypeError(
+                'SYNERISE["PAGE_VISITS"]["PARAMS"] must return a dict or None, '
+                f"not {type(extra).__name__}"
+            )
+    query = request.GET
+    event = page_visit(
+        client=client,
+        url=request.build_absolute_uri()[:MAX_URL_CHARS],
+        path=request.path[:MAX_URL_CHARS],
+        referrer=_cap(request.META.get("HTTP_REFERER")),
+        title=get_page_title(request),
+        utm={key: query[key][:MAX_URL_CHARS] for key in UTM_PARAMETERS if query.get(key)},
+        user_agent=_cap(request.META.get("HTTP_USER_AGENT")),
+        params=extra,
+        time=arrived,
+    )
+    return outbox.enqueue(event) is not None
+
+
+def _log_failure(request: HttpRequest) -> None:
+    logger.exception(
+        "django_synerise could not record a %s event for %s",
+        ACTION,
+        request.path,
+        extra={"synerise_action": ACTION},
+    )
+
+
+class PageVisitMiddleware:
+    """Enqueue a ``page.visit`` event for every page a person looked at.
+
+    Works in sync (WSGI) and async (ASGI) stacks; in async mode the identity
+    lookup and the write run in a thread through ``sync_to_async``. See the
+    module docstring for what is tracked and what it costs.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self.async_mode:
+            return self.__acall__(request)
+        arrived = dt.datetime.now(dt.timezone.utc)
+        response: Response = self.get_response(request)
+        try:
+            if should_track(request, response):
+                record_page_visit(request, response, arrived)
+        except Exception:
+            if synerise_settings.RAISE_ERRORS:
+                raise
+            _log_failure(request)
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> Response:
+        arrived = dt.datetime.now(dt.timezone.utc)
+        response: Response = await self.get_response(request)
+        try:
+            if should_track(request, response):
+                await sync_to_async(record_page_visit)(request, response, arrived)
+        except Exception:
+            if synerise_settings.RAISE_ERRORS:
+                raise
+            _log_failure(request)
+        return response

@@ -1,0 +1,149 @@
+"""Auth events: logged-in, logged-out, registered."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.test import Client, override_settings
+
+from django_synerise import track_model
+from django_synerise.hooks import track_registration, untrack_model
+from django_synerise.identity import user_client
+from django_synerise.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+UUID = "3e1d2c4b-5a69-4788-9a0b-1c2d3e4f5a6b"
+
+
+def synerise(**overrides: Any) -> override_settings:
+    return override_settings(SYNERISE={**settings.SYNERISE, **overrides})
+
+
+def auth_switches(**switches: bool) -> override_settings:
+    return synerise(AUTH_EVENTS=switches)
+
+
+@pytest.fixture
+def visitor() -> Client:
+    client = Client()
+    client.cookies["_snrs_uuid"] = UUID
+    return client
+
+
+@pytest.fixture
+def ann() -> User:
+    return User.objects.create_user("ann", email="ann@example.com")
+
+
+def rows(batch_type: str | None = None) -> list[OutboxEvent]:
+    queryset = OutboxEvent.objects.order_by("id")
+    if batch_type:
+        queryset = queryset.filter(batch_type=batch_type)
+    return list(queryset)
+
+
+def test_login_sends_logged_in_with_cookie_uuid_and_user(visitor: Client, ann: User) -> None:
+    visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+    [row] = rows()
+    assert (row.kind, row.batch_type, row.action) == ("event", "logged-in", "client.login")
+    assert row.body["type"] == "logged-in"
+    assert "action" not in row.body
+    assert row.body["client"] == {"uuid": UUID, "customId": str(ann.pk), "email": "ann@example.com"}
+
+
+def test_logout_sends_logged_out(visitor: Client, ann: User) -> None:
+    visitor.force_login(ann)
+    visitor.post("/producers/auth/sign-out/")
+    [row] = rows("logged-out")
+    assert row.action == "client.logout"
+    assert row.body["client"] == {"uuid": UUID, "customId": str(ann.pk), "email": "ann@example.com"}
+
+
+def test_logout_of_an_anonymous_visitor_sends_nothing(visitor: Client) -> None:
+    visitor.post("/producers/auth/sign-out/")
+    assert rows() == []
+
+
+def test_auth_events_are_switchable_at_signal_time(visitor: Client, ann: User) -> None:
+    with auth_switches(LOGGED_IN=False, LOGGED_OUT=False):
+        visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+        visitor.post("/producers/auth/sign-out/")
+    assert rows() == []
+    with auth_switches(LOGGED_IN=False):
+        visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+        visitor.post("/producers/auth/sign-out/")
+    assert [row.batch_type for row in rows()] == ["logged-out"]
+
+
+def test_sign_up_view_one_liner(visitor: Client) -> None:
+    visitor.post("/producers/auth/sign-up/", {"username": "new", "email": "new@example.com"})
+    user = User.objects.get(username="new")
+    assert [row.batch_type for row in rows()] == ["registered", "logged-in"]
+    registered = rows("registered")[0]
+    assert registered.action == "client.register"
+    assert registered.body["client"] == {
+        "uuid": UUID,
+        "customId": str(user.pk),
+        "email": "new@example.com",
+    }
+
+
+def test_track_registration_without_request(ann: User) -> None:
+    row = track_registration(ann)
+    assert row is not None
+    assert row.body["client"] == {"customId": str(ann.pk), "email": "ann@example.com"}
+
+
+def test_track_registration_when_disabled(ann: User) -> None:
+    with synerise(ENABLED=False):
+        assert track_registration(ann) is None
+    assert rows() == []
+
+
+@pytest.fixture
+def registered_hook() -> Iterator[None]:
+    track_model(get_user_model(), event_type="registered", client=user_client)
+    yield
+    untrack_model(get_user_model())
+
+
+@pytest.mark.usefixtures("registered_hook")
+def test_registered_from_post_save_on_the_user_model() -> None:
+    user = User.objects.create_user("zoe", email="zoe@example.com")
+    user.save()  # an update is not a registration
+    [row] = rows()
+    assert row.batch_type == "registered"
+    assert row.body["client"] == {"customId": str(user.pk), "email": "zoe@example.com"}
+
+
+def bad_resolver(request: Any) -> dict[str, Any]:
+    return {"nickname": "ann"}  # not a Synerise identifier
+
+
+def test_auth_event_errors_never_break_login(
+    visitor: Client, ann: User, caplog: pytest.LogCaptureFixture
+) -> None:
+    overrides = {"RAISE_ERRORS": False, "CLIENT_RESOLVER": "tests.test_auth_events.bad_resolver"}
+    with synerise(**overrides), caplog.at_level(logging.ERROR, logger="django_synerise.hooks"):
+        response = visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+    assert response.status_code == 200
+    assert visitor.session["_auth_user_id"] == str(ann.pk)
+    assert rows() == []
+    [record] = [r for r in caplog.records if r.name == "django_synerise.hooks"]
+    assert "client.login" in record.getMessage()
+    assert record.synerise_action == "client.login"  # type: ignore[attr-defined]
+
+
+def test_auth_event_errors_raise_when_raise_errors(visitor: Client, ann: User) -> None:
+    with (
+        synerise(CLIENT_RESOLVER="tests.test_auth_events.bad_resolver"),
+        pytest.raises(ValueError, match="unknown identifier"),
+    ):
+        visitor.post("/producers/auth/sign-in/", {"username": "ann"})

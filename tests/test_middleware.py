@@ -1,0 +1,425 @@
+"""PageVisitMiddleware through Django's test client (sync and async)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import time_machine
+from asgiref.sync import async_to_sync
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.test import AsyncClient, Client, override_settings
+
+from django_synerise.bots import is_bot
+from django_synerise.models import OutboxEvent
+from tests.testapp import producer_views
+
+pytestmark = pytest.mark.django_db
+
+UUID = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
+)
+MIDDLEWARE = "django_synerise.middleware.PageVisitMiddleware"
+
+
+def synerise(**overrides: Any) -> override_settings:
+    return override_settings(SYNERISE={**settings.SYNERISE, **overrides})
+
+
+def page_visits(**overrides: Any) -> override_settings:
+    return synerise(PAGE_VISITS=overrides)
+
+
+@pytest.fixture(autouse=True)
+def with_middleware(settings: Any) -> None:
+    auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
+    stack = list(settings.MIDDLEWARE)
+    stack.insert(stack.index(auth) + 1, MIDDLEWARE)
+    settings.MIDDLEWARE = stack
+
+
+@pytest.fixture
+def visitor() -> Client:
+    """A browser that already ran Synerise's JS tracker."""
+    client = Client(HTTP_USER_AGENT=CHROME)
+    client.cookies["_snrs_uuid"] = UUID
+    return client
+
+
+def events() -> list[dict[str, Any]]:
+    """The page visits in the outbox (force_login adds a logged-in event of its own)."""
+    rows = OutboxEvent.objects.filter(action="page.visit").order_by("id")
+    return [json.loads(row.payload) for row in rows]
+
+
+def test_tracked_page_writes_exactly_one_row(
+    visitor: Client, django_assert_num_queries: Any
+) -> None:
+    with django_assert_num_queries(1):
+        response = visitor.get(
+            "/producers/pages/plain/?utm_source=news&utm_campaign=spring&q=shoes",
+            HTTP_REFERER="https://search.example/?q=shoes",
+        )
+    assert response.status_code == 200
+    [row] = OutboxEvent.objects.all()
+    assert (row.kind, row.batch_type, row.action) == ("event", "custom", "page.visit")
+    body = row.body
+    assert body["type"] == "custom"
+    assert body["action"] == "page.visit"
+    assert body["client"] == {"uuid": UUID}
+    assert body["params"] == {
+        "url": "http://testserver/producers/pages/plain/?utm_source=news&utm_campaign=spring&q=shoes",
+        "path": "/producers/pages/plain/",
+        "referrer": "https://search.example/?q=shoes",
+        "utm_source": "news",
+        "utm_campaign": "spring",
+        "userAgent": CHROME,
+    }
+    assert body["eventSalt"]
+
+
+def test_title_set_by_the_view(visitor: Client) -> None:
+    visitor.get("/producers/pages/titled/")
+    [event] = events()
+    assert event["params"]["title"] == "Red shoes | Shop"
+
+
+def test_streaming_html_is_tracked(visitor: Client) -> None:
+    response = visitor.get("/producers/pages/streaming/")
+    assert b"".join(response.streaming_content).startswith(b"<!doctype html>")
+    assert len(events()) == 1
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "headers"),
+    [
+        ("post", "/producers/pages/form/", {}),
+        ("get", "/producers/no-such-page/", {}),
+        ("get", "/producers/pages/json/", {}),
+        ("get", "/producers/pages/text/", {}),
+        ("get", "/admin/login/", {}),
+        ("get", "/static/producers-fake-page/", {}),
+        (
+            "get",
+            "/producers/pages/plain/",
+            {"HTTP_USER_AGENT": "Googlebot/2.1 (+http://www.google.com/bot.html)"},
+        ),
+        ("get", "/producers/pages/plain/", {"HTTP_USER_AGENT": "python-requests/2.32.3"}),
+        ("get", "/producers/pages/plain/", {"HTTP_SEC_PURPOSE": "prefetch;prerender"}),
+    ],
+    ids=["post", "404", "json", "text", "admin", "static", "googlebot", "requests", "prefetch"],
+)
+def test_untracked_requests_write_nothing_and_query_nothing(
+    visitor: Client, django_assert_num_queries: Any, method: str, path: str, headers: dict[str, str]
+) -> None:
+    with django_assert_num_queries(0):
+        getattr(visitor, method)(path, **headers)
+    assert OutboxEvent.objects.count() == 0
+
+
+def test_media_url_is_excluded(visitor: Client) -> None:
+    with override_settings(MEDIA_URL="/media/"):
+        visitor.get("/media/producers-fake-page/")
+    assert events() == []
+    visitor.get("/media/producers-fake-page/")  # MEDIA_URL unset: an ordinary page
+    assert len(events()) == 1
+
+
+@pytest.mark.parametrize("header", ["HTTP_DNT", "HTTP_SEC_GPC"])
+def test_do_not_track_is_respected_when_asked(visitor: Client, header: str) -> None:
+    visitor.get("/producers/pages/plain/", **{header: "1"})
+    assert len(events()) == 1  # RESPECT_DNT is off by default
+    with page_visits(RESPECT_DNT=True):
+        visitor.get("/producers/pages/plain/", **{header: "1"})
+        assert len(events()) == 1
+        visitor.get("/producers/pages/plain/", **{header: "0"})
+    assert len(events()) == 2
+
+
+def test_bots_are_tracked_when_exclusion_is_off(visitor: Client) -> None:
+    with page_visits(EXCLUDE_BOTS=False):
+        visitor.get("/producers/pages/plain/", HTTP_USER_AGENT="Googlebot/2.1")
+    assert len(events()) == 1
+
+
+def test_untracked_logged_in_request_does_not_touch_the_session(
+    django_assert_num_queries: Any,
+) -> None:
+    user = User.objects.create_user("ann", email="ann@example.com")
+    client = Client(HTTP_USER_AGENT=CHROME)
+    client.force_login(user)
+    with django_assert_num_queries(0):
+        client.get("/producers/pages/json/")
+        client.post("/producers/pages/form/")
+    with page_visits(RESPECT_DNT=True), django_assert_num_queries(0):
+        client.get("/producers/pages/plain/", HTTP_DNT="1")
+    assert events() == []
+
+
+def test_logged_in_user_is_identified(visitor: Client) -> None:
+    user = User.objects.create_user("ann", email="ann@example.com")
+    visitor.force_login(user)
+    visitor.get("/producers/pages/plain/")
+    [event] = events()
+    assert event["client"] == {"uuid": UUID, "customId": str(user.pk), "email": "ann@example.com"}
+
+
+def test_logged_in_page_costs_one_query_more_than_without_the_middleware(
+    django_assert_num_queries: Any,
+) -> None:
+    user = User.objects.create_user("bob", email="bob@example.com")
+    client = Client(HTTP_USER_AGENT=CHROME)
+    client.force_login(user)
+    # The view reads request.user (session + user: 2 queries) whether tracked or not.
+    with page_visits(ENABLED=False), django_assert_num_queries(2):
+        client.get("/producers/pages/user/")
+    with django_assert_num_queries(3):
+        client.get("/producers/pages/user/")
+    [event] = events()
+    assert event["client"] == {"customId": str(user.pk), "email": "bob@example.com"}
+
+
+def test_requests_without_identifier_are_skipped_and_logged(
+    caplog: pytest.LogCaptureFixture, django_assert_num_queries: Any
+) -> None:
+    client = Client(HTTP_USER_AGENT=CHROME)
+    client.cookies["_snrs_uuid"] = "not-a-uuid"
+    with (
+        caplog.at_level(logging.DEBUG, logger="django_synerise.middleware"),
+        django_assert_num_queries(0),
+    ):
+        client.get("/producers/pages/plain/")
+    assert events() == []
+    assert "no Synerise identifier" in caplog.text
+
+
+def test_time_is_the_arrival_time_not_the_enqueue_or_flush_time(visitor: Client) -> None:
+    arrival = dt.datetime(2026, 5, 23, 13, 0, 0, 176000, tzinfo=dt.timezone.utc)
+    with time_machine.travel(arrival, tick=False) as traveller:
+        producer_views.DURING_VIEW.append(lambda: traveller.shift(dt.timedelta(seconds=90)))
+        try:
+            visitor.get("/producers/pages/plain/")
+        finally:
+            producer_views.DURING_VIEW.clear()
+    [row] = OutboxEvent.objects.all()
+    assert row.body["time"] == "2026-05-23T13:00:00.176Z"
+    assert row.occurred_at == arrival
+    assert row.created_at == arrival + dt.timedelta(seconds=90)
+
+
+def test_exclude_and_include_paths(visitor: Client) -> None:
+    with page_visits(EXCLUDE_PATHS=[r"^/producers/pages/private/"]):
+        visitor.get("/producers/pages/private/account/")
+        visitor.get("/producers/pages/plain/")
+    assert [e["params"]["path"] for e in events()] == ["/producers/pages/plain/"]
+    with page_visits(INCLUDE_PATHS=[r"^/producers/pages/titled/$"]):
+        visitor.get("/producers/pages/plain/")
+        visitor.get("/producers/pages/titled/")
+    assert [e["params"]["path"] for e in events()][1:] == ["/producers/pages/titled/"]
+
+
+def test_methods_status_codes_and_content_types_are_configurable(visitor: Client) -> None:
+    with page_visits(METHODS=["GET", "POST"], CONTENT_TYPES=["text/*"], STATUS_CODES=[200, 404]):
+        visitor.post("/producers/pages/form/")
+        visitor.get("/producers/pages/text/")
+        visitor.get("/producers/pages/json/")
+        visitor.get("/producers/no-such-page/")
+    paths = [e["params"]["path"] for e in events()]
+    assert paths == ["/producers/pages/form/", "/producers/pages/text/", "/producers/no-such-page/"]
+
+
+def extra_params(request: Any, response: Any) -> dict[str, Any]:
+    return {"section": request.path.split("/")[3], "status": response.status_code}
+
+
+def test_params_callable_adds_params(visitor: Client) -> None:
+    with page_visits(PARAMS="tests.test_middleware.extra_params"):
+        visitor.get("/producers/pages/plain/")
+    [event] = events()
+    assert event["params"]["section"] == "plain"
+    assert event["params"]["status"] == 200
+
+
+def test_disabled_writes_nothing(visitor: Client, django_assert_num_queries: Any) -> None:
+    with synerise(ENABLED=False), django_assert_num_queries(0):
+        visitor.get("/producers/pages/plain/")
+    with page_visits(ENABLED=False), django_assert_num_queries(0):
+        visitor.get("/producers/pages/plain/")
+    assert events() == []
+
+
+def broken_params(request: Any, response: Any) -> dict[str, Any]:
+    raise RuntimeError("params bug")
+
+
+def test_errors_raise_when_raise_errors(visitor: Client) -> None:
+    with (
+        page_visits(PARAMS="tests.test_middleware.broken_params"),
+        pytest.raises(RuntimeError, match="params bug"),
+    ):
+        visitor.get("/producers/pages/plain/")
+
+
+def test_errors_never_break_the_page_by_default(
+    visitor: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    overrides = {
+        "RAISE_ERRORS": False,
+        "PAGE_VISITS": {"PARAMS": "tests.test_middleware.broken_params"},
+    }
+    with synerise(**overrides), caplog.at_level(logging.ERROR, logger="django_synerise.middleware"):
+        response = visitor.get("/producers/pages/plain/")
+    assert response.status_code == 200
+    assert response.content.startswith(b"<!doctype html>")
+    assert events() == []
+    [record] = [r for r in caplog.records if r.name == "django_synerise.middleware"]
+    assert "page.visit" in record.getMessage()
+    assert record.synerise_action == "page.visit"  # type: ignore[attr-defined]
+    assert settings.SYNERISE["API_KEY"] not in caplog.text
+
+
+def test_invalid_exclude_regex_is_a_configuration_error(visitor: Client) -> None:
+    with (
+        page_visits(EXCLUDE_PATHS=["(unclosed"]),
+        pytest.raises(Exception, match=r'PAGE_VISITS"\]\["EXCLUDE_PATHS"\] holds an invalid regex'),
+    ):
+        visitor.get("/producers/pages/plain/")
+
+
+# Async stack ------------------------------------------------------------------------
+
+
+def async_get(path: str, **headers: Any) -> Any:
+    client = AsyncClient()
+    client.cookies["_snrs_uuid"] = UUID
+    return async_to_sync(client.get)(path, headers={"user-agent": CHROME, **headers})
+
+
+def test_async_view_is_tracked_with_one_query(django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(1):
+        response = async_get("/producers/pages/async/")
+    assert response.status_code == 200
+    [event] = events()
+    assert event["client"] == {"uuid": UUID}
+    assert event["params"]["title"] == "Async page"
+    assert event["params"]["userAgent"] == CHROME
+
+
+def test_sync_view_under_asgi_is_tracked() -> None:
+    response = async_get("/producers/pages/plain/")
+    assert response.status_code == 200
+    assert len(events()) == 1
+
+
+def test_async_untracked_requests_write_nothing(django_assert_num_queries: Any) -> None:
+    with django_assert_num_queries(0):
+        async_get("/producers/pages/json/")
+        async_get("/producers/pages/async/", **{"user-agent": "curl/8.5.0"})
+    assert events() == []
+
+
+def test_async_logged_in_user_is_identified() -> None:
+    user = User.objects.create_user("cid", email="cid@example.com")
+    client = AsyncClient()
+    async_to_sync(client.aforce_login)(user)
+    async_to_sync(client.get)("/producers/pages/async/", headers={"user-agent": CHROME})
+    [event] = events()
+    assert event["client"] == {"customId": str(user.pk), "email": "cid@example.com"}
+
+
+def test_async_errors_never_break_the_page_by_default(caplog: pytest.LogCaptureFixture) -> None:
+    overrides = {
+        "RAISE_ERRORS": False,
+        "PAGE_VISITS": {"PARAMS": "tests.test_middleware.broken_params"},
+    }
+    with synerise(**overrides), caplog.at_level(logging.ERROR, logger="django_synerise.middleware"):
+        response = async_get("/producers/pages/async/")
+    assert response.status_code == 200
+    assert events() == []
+    assert "page.visit" in caplog.text
+
+
+# Bots ----------------------------------------------------------------------------------
+
+BROWSERS = [
+    CHROME,
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148 [FBAN/FBIOS;FBAV/470.0.0.0;FBBV/123]",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Mobile/15E148 Instagram 335.0.0.0 (iPhone14,5; iOS 17_5; en_US)",
+    "Mozilla/5.0 (Linux; Android 10; CUBOT_X30) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/125.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Linux; Android 14; SM-S918B) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "SamsungBrowser/25.0 Chrome/121.0.0.0 Mobile Safari/537.36",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36 Edg/126.0.0.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0.0.0 Safari/537.36 OPR/111.0.0.0",
+    "",
+]
+
+BOTS = [
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)",
+    "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; bingbot/2.0; "
+    "+http://www.bing.com/bingbot.htm) Chrome/116.0.1938.76 Safari/537.36",
+    "Mozilla/5.0 (compatible; YandexBot/3.0; +http://yandex.com/bots)",
+    "Mozilla/5.0 (compatible; Baiduspider/2.0; +http://www.baidu.com/search/spider.html)",
+    "facebookexternalhit/1.1 (+http://www.facebook.com/externalhit_uatext.php)",
+    "Twitterbot/1.0",
+    "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
+    "WhatsApp/2.23.20.0 A",
+    "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; "
+    "+https://openai.com/gptbot)",
+    "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+    "curl/8.5.0",
+    "Wget/1.21.4",
+    "python-requests/2.32.3",
+    "python-httpx/0.27.0",
+    "Go-http-client/1.1",
+    "okhttp/4.12.0",
+    "axios/1.7.2",
+    "Scrapy/2.11.2 (+https://scrapy.org)",
+    "kube-probe/1.29",
+    "ELB-HealthChecker/2.0",
+]
+
+
+@pytest.mark.parametrize("user_agent", BROWSERS)
+def test_browsers_are_people(user_agent: str) -> None:
+    assert not is_bot(user_agent)
+
+
+@pytest.mark.parametrize("user_agent", BOTS)
+def test_bots_are_recognised(user_agent: str) -> None:
+    assert is_bot(user_agent)
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_callbacks() -> Iterator[None]:
+    yield
+    producer_views.DURING_VIEW.clear()
+
+
+def test_middleware_adapts_to_the_stack() -> None:
+    from asgiref.sync import iscoroutinefunction
+
+    from django_synerise.middleware import PageVisitMiddleware
+
+    async def async_view(request: Any) -> Any:
+        return None
+
+    assert iscoroutinefunction(PageVisitMiddleware(async_view))
+    assert not iscoroutinefunction(PageVisitMiddleware(lambda request: None))
