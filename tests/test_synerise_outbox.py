@@ -1,0 +1,254 @@
+"""``manage.py synerise_outbox``: every subcommand, and a plain CommandError for every bad argument."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import RequestFactory
+from django.utils import timezone
+
+import django_synerise
+from django_synerise.events import Transaction
+from django_synerise.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = StringIO()
+    call_command("synerise_outbox", *args, stdout=out)
+    return out.getvalue()
+
+
+def track(action: str = "dog.bark", customer: str = "1") -> OutboxEvent:
+    row = django_synerise.track(action, client={"customId": customer}, params={"n": 1})
+    assert row is not None
+    return row
+
+
+def set_fields(row: OutboxEvent, **fields: object) -> None:
+    OutboxEvent.objects.filter(pk=row.pk).update(**fields)
+
+
+# -- stats ---------------------------------------------------------------------
+
+
+def make_mix() -> dict[str, OutboxEvent]:
+    now = timezone.now()
+    rows = {
+        "pending": track("a.pending"),
+        "sent": track("a.sent"),
+        "dead": track("a.dead"),
+        "old_dead": track("a.old"),
+    }
+    tx = django_synerise.track_event(Transaction(client={"customId": "1"}, order_id="o-1"))
+    assert tx is not None
+    rows["tx"] = tx
+    set_fields(rows["pending"], created_at=now - dt.timedelta(minutes=5))
+    set_fields(rows["sent"], status="sent", sent_at=now - dt.timedelta(minutes=10))
+    set_fields(rows["dead"], status="dead", next_attempt_at=now)
+    set_fields(
+        rows["old_dead"],
+        status="dead",
+        created_at=now - dt.timedelta(days=3),
+        next_attempt_at=now - dt.timedelta(days=3),
+    )
+    return rows
+
+
+def test_stats_json_counts_activity_and_health():
+    make_mix()
+    data = json.loads(run("stats", "--json"))
+    assert data["counts"] == {
+        "pending": {"event": 1, "transaction": 1},
+        "sent": {"event": 1},
+        "dead": {"event": 2},
+    }
+    assert data["totals"] == {"pending": 2, "sent": 1, "dead": 2}
+    assert data["sent_last_hour"] == 1
+    assert data["dead_last_day"] == 1
+    health = data["health"]
+    assert health["pending"] == 2 and health["dead"] == 2
+    assert 299 <= health["oldest_pending_age"] < 400
+    assert 599 <= health["last_sent_age"] < 700
+    assert dt.datetime.fromisoformat(health["last_sent_at"]) < timezone.now()
+    assert data["database"] == "default"
+
+
+def test_stats_text_is_a_table_with_ages():
+    make_mix()
+    text = run("stats")
+    lines = text.splitlines()
+    assert lines[0].split() == ["status", "event", "transaction", "ai", "total"]
+    assert lines[1].split() == ["pending", "1", "1", "0", "2"]
+    assert lines[2].split() == ["sent", "1", "0", "0", "1"]
+    assert lines[3].split() == ["dead", "2", "0", "0", "2"]
+    assert "oldest pending:        5 min" in text
+    assert "sent in the last hour: 1" in text
+    assert "dead in the last day:  1" in text
+
+
+def test_stats_of_an_empty_outbox():
+    data = json.loads(run("stats", "--json"))
+    assert data["counts"] == {}
+    assert data["health"]["oldest_pending_age"] is None
+    assert data["health"]["last_sent_at"] is None
+    assert "oldest pending:        -" in run("stats")
+
+
+# -- requeue -------------------------------------------------------------------
+
+
+def test_requeue_dead_resets_attempts_and_leaves_other_rows():
+    rows = make_mix()
+    set_fields(rows["dead"], attempts=16, last_error="rejected")
+    out = run("requeue", "--dead")
+    assert "Requeued 2 events" in out
+    stored = OutboxEvent.objects.get(pk=rows["dead"].pk)
+    assert (stored.status, stored.attempts) == ("pending", 0)
+    assert stored.next_attempt_at <= timezone.now()
+    assert OutboxEvent.objects.get(pk=rows["sent"].pk).status == "sent"
+
+
+def test_requeue_dead_narrowed_by_action_and_since():
+    rows = make_mix()
+    assert "Requeued 1 event;" in run("requeue", "--dead", "--action", "a.old")
+    assert OutboxEvent.objects.get(pk=rows["old_dead"].pk).status == "pending"
+    assert OutboxEvent.objects.get(pk=rows["dead"].pk).status == "dead"
+    set_fields(rows["old_dead"], status="dead")
+    yesterday = (timezone.localdate() - dt.timedelta(days=1)).isoformat()
+    assert "Requeued 1 event;" in run("requeue", "--dead", "--since", yesterday)
+    assert OutboxEvent.objects.get(pk=rows["dead"].pk).status == "pending"
+    assert OutboxEvent.objects.get(pk=rows["old_dead"].pk).status == "dead"
+    later = (timezone.now() + dt.timedelta(hours=1)).isoformat()
+    assert "Requeued 0 events" in run("requeue", "--dead", "--since", later)
+
+
+def test_requeue_by_id_resends_a_sent_row_and_skips_pending_ones():
+    rows = make_mix()
+    out = run("requeue", "--id", str(rows["sent"].pk), "--id", str(rows["pending"].pk))
+    assert f"Already pending, left alone: {rows['pending'].pk}" in out
+    assert "Requeued 1 event;" in out
+    stored = OutboxEvent.objects.get(pk=rows["sent"].pk)
+    assert stored.status == "pending" and stored.sent_at is None
+
+
+def test_requeue_by_id_with_dead_only_takes_dead_rows():
+    rows = make_mix()
+    out = run("requeue", "--dead", "--id", str(rows["sent"].pk), "--id", str(rows["dead"].pk))
+    assert "Requeued 1 event;" in out
+    assert OutboxEvent.objects.get(pk=rows["sent"].pk).status == "sent"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["requeue"], "Say which events to requeue"),
+        (["requeue", "--action", "a.dead"], "Say which events to requeue"),
+        (["requeue", "--id", "abc"], "--id must be a positive whole number"),
+        (["requeue", "--id", "-4"], "--id must be a positive whole number"),
+        (["requeue", "--id", "999999"], "No outbox event with id 999999"),
+        (["requeue", "--dead", "--since", "yesterday"], "--since must be an ISO 8601 date"),
+        (["requeue", "--dead", "--since", "2024-02-30"], "--since must be an ISO 8601 date"),
+        (["requeue", "--dead", "--action", " "], "--action must not be empty"),
+        (["purge", "--dead-older-than", "-1"], "--dead-older-than must be a number of days"),
+        (["purge", "--dead-older-than", "week"], "--dead-older-than must be a number of days"),
+        (["purge", "--dead-older-than", "nan"], "--dead-older-than must be a number of days"),
+        (["purge", "--chunk-size", "0"], "--chunk-size must be a positive whole number"),
+        (["show", "12x"], "ID must be a positive whole number"),
+        (["show", "999999"], "No outbox event with id 999999"),
+        ([], "required: {stats,requeue,purge,show}"),
+        (["vacuum"], "invalid choice"),
+        (["stats", "--verbose-json"], "unrecognized arguments"),
+    ],
+)
+def test_bad_arguments_raise_a_plain_command_error(args, message):
+    make_mix()
+    before = sorted(OutboxEvent.objects.values_list("id", "status"))
+    with pytest.raises(CommandError) as caught:
+        run(*args)
+    assert message in str(caught.value)
+    assert "Traceback" not in str(caught.value)
+    assert sorted(OutboxEvent.objects.values_list("id", "status")) == before
+
+
+def test_unknown_id_requeues_nothing_even_next_to_a_known_one():
+    rows = make_mix()
+    with pytest.raises(CommandError, match="No outbox event with id 999999"):
+        run("requeue", "--id", str(rows["dead"].pk), "--id", "999999")
+    assert OutboxEvent.objects.get(pk=rows["dead"].pk).status == "dead"
+
+
+# -- purge ---------------------------------------------------------------------
+
+
+def test_purge_deletes_sent_rows_older_than_retain_sent(settings):
+    settings.SYNERISE = {**settings.SYNERISE, "RETAIN_SENT": 7}
+    rows = make_mix()
+    old_sent = track("a.oldsent")
+    set_fields(old_sent, status="sent", sent_at=timezone.now() - dt.timedelta(days=8))
+    out = run("purge")
+    assert "Deleted 1 sent events older than 7 days." in out
+    assert "dead" not in out
+    assert not OutboxEvent.objects.filter(pk=old_sent.pk).exists()
+    assert OutboxEvent.objects.filter(pk=rows["sent"].pk).exists()
+    assert OutboxEvent.objects.filter(status="dead").count() == 2
+
+
+def test_purge_dead_older_than_in_small_chunks():
+    make_mix()
+    for _ in range(5):
+        row = track("a.olddead")
+        set_fields(row, status="dead", created_at=timezone.now() - dt.timedelta(days=40))
+    out = run("purge", "--dead-older-than", "2.5", "--chunk-size", "2")
+    assert "Deleted 6 dead events older than 2.5 days." in out
+    assert OutboxEvent.objects.filter(status="dead").count() == 1
+    assert OutboxEvent.objects.filter(status="pending").count() == 2
+    assert "Deleted 1 dead events older than 0 days." in run("purge", "--dead-older-than", "0")
+
+
+# -- show ----------------------------------------------------------------------
+
+
+def test_show_prints_the_event_as_sent_and_its_state():
+    row = track("dog.bark", "42")
+    set_fields(row, status="dead", attempts=3, last_error="Synerise rejected the request: bad")
+    out = run("show", str(row.pk))
+    assert f"Outbox event {row.pk}: dog.bark (v4 event, custom)" in out
+    assert "status:       dead" in out
+    assert "attempts:     3" in out
+    assert "last error:   Synerise rejected the request: bad" in out
+    assert "client:       customId:42" in out
+    payload = out.split("bytes):\n", 1)[1]
+    assert json.loads(payload) == json.loads(OutboxEvent.objects.get(pk=row.pk).payload)
+    assert '\n  "action": "dog.bark",\n' in payload
+
+
+# -- the README's health endpoint ----------------------------------------------
+
+
+def test_readme_health_endpoint():
+    # The example from the README, verbatim.
+    from django.http import JsonResponse
+
+    from django_synerise.outbox import health
+
+    def synerise_health(request):
+        state = health()
+        stuck = state.oldest_pending_age is not None and state.oldest_pending_age > 15 * 60
+        return JsonResponse(state.as_dict(), status=503 if stuck else 200)
+
+    request = RequestFactory().get("/health/synerise/")
+    row = track()
+    response = synerise_health(request)
+    assert response.status_code == 200
+    assert json.loads(response.content)["pending"] == 1
+    set_fields(row, created_at=timezone.now() - dt.timedelta(minutes=20))
+    response = synerise_health(request)
+    assert response.status_code == 503
+    assert json.loads(response.content)["oldest_pending_age"] > 15 * 60
