@@ -243,7 +243,9 @@ class Dispatcher:
                 result.remaining = outbox.pending_count()
             except Exception:  # the database may be what failed
                 result.remaining = None
-            logger.info(
+            logger.log(
+                # An idle pass (--loop polls every few seconds) is only worth DEBUG.
+                logging.INFO if result.requests or result.released else logging.DEBUG,
                 "flush pass: sent=%d retried=%d dead=%d released=%d requests=%d "
                 "rate_limited=%d remaining=%s duration=%.3fs stopped_by=%s",
                 result.sent,
@@ -262,9 +264,11 @@ class Dispatcher:
                         "dead": result.dead,
                         "released": result.released,
                         "requests": result.requests,
+                        "rate_limited": result.rate_limited,
                         "remaining": result.remaining,
                         "duration": round(result.duration, 3),
                         "stopped_by": result.stopped_by,
+                        "owner": self.owner,
                     }
                 },
             )
