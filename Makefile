@@ -34,6 +34,17 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# The example shop: migrate, seed, simulate shoppers, flush, print what Synerise received.
+# Uses a local Synerise stand-in unless SYNERISE_API_KEY (and SYNERISE_TRACKER_KEY) are set.
+demo: $(STAMP)
+	$(BIN)/python example_project/manage.py demo
+
+# Serve the example shop on http://127.0.0.1:8000/ to click through by hand.
+run: $(STAMP)
+	$(BIN)/python example_project/manage.py migrate --noinput
+	$(BIN)/python example_project/manage.py seed_shop
+	$(BIN)/python example_project/manage.py runserver 127.0.0.1:8000
+
 # The Python x Django matrix (noxfile.py). NOX_ARGS="-t ci" runs only the corner cells.
 matrix: $(STAMP)
 	$(BIN)/nox $(or $(NOX_ARGS),-s tests)

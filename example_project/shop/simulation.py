@@ -1,0 +1,298 @@
+"""Simulated shoppers for ``manage.py demo``: real requests through the whole stack.
+
+Every visitor is a Django test ``Client``: its requests go through the
+middleware (page visits), the views, the model hooks (cart adds, orders),
+Django's auth (login and logout events) and the beacon endpoint, exactly as a
+browser's would. The recommendation and search beacons are the JSON bodies
+``beacon.js`` posts, built from the ``data-synerise-*`` attributes of the page
+the visitor just received, so the template tags are exercised too.
+
+Nothing here writes an outbox row itself: :class:`Simulation` only counts
+what it did, per Synerise action, so that the demo can compare it with what
+Synerise received.
+"""
+
+import collections
+import json
+import random
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.hashers import PBKDF2PasswordHasher
+from django.http import HttpResponse
+from django.test import Client, override_settings
+from django.urls import reverse
+
+from django_synerise.identity import COOKIE_NAME
+
+from .models import Product
+
+#: Where the simulated browsers believe the shop is (``make run`` serves it there).
+HOST = "127.0.0.1:8000"
+ORIGIN = f"http://{HOST}"
+
+USER_AGENTS = [
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/126.0 Safari/537.36",
+    "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+    "Version/17.5 Safari/605.1.15",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:127.0) Gecko/20100101 Firefox/127.0",
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1",
+]
+
+SEARCH_TERMS = ["mug", "tea", "notebook", "pen", "bag", "teapot", "ink"]
+
+#: What each simulated action is called at Synerise.
+PAGE_VISIT = "page.visit"
+REGISTERED = "client.register"
+LOGGED_IN = "client.login"
+LOGGED_OUT = "client.logout"
+ADDED_TO_CART = "product.addToCart"
+TRANSACTION = "transaction.charge"
+SEARCHED = "client.search"
+NEWSLETTER = "newsletter.subscribed"
+RECOMMENDATION_VIEW = "recommendation.view"
+RECOMMENDATION_CLICK = "recommendation.click"
+SEARCH_CLICK = "item.search.click"
+
+
+class QuickPBKDF2PasswordHasher(PBKDF2PasswordHasher):
+    """Django's PBKDF2 with 1,000 iterations instead of a million, for simulated sign-ups only.
+
+    Hashing is the one slow step of a sign-up or a login (a second or more per
+    password on a small machine). The hash keeps Django's own format, so the
+    regular hasher still verifies it, and upgrades it at the account's next login.
+    """
+
+    iterations = 1000
+
+
+class SimulationError(AssertionError):
+    """The shop answered a simulated request unexpectedly."""
+
+
+@dataclass
+class Frame:
+    """A recommendation frame or search result list found in a page, as beacon.js sees it."""
+
+    kind: str
+    correlation_id: str
+    campaign_id: str | None
+    items: list[tuple[str, int | None]] = field(default_factory=list)
+
+
+class FrameParser(HTMLParser):
+    """Collects the ``data-synerise-*`` frames and items of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frames: list[Frame] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if attributes.get("data-synerise-frame"):
+            self.frames.append(
+                Frame(
+                    kind=str(attributes["data-synerise-frame"]),
+                    correlation_id=str(attributes.get("data-synerise-correlation-id") or ""),
+                    campaign_id=attributes.get("data-synerise-campaign-id"),
+                )
+            )
+        elif attributes.get("data-synerise-item") and self.frames:
+            position = attributes.get("data-synerise-position")
+            self.frames[-1].items.append(
+                (str(attributes["data-synerise-item"]), int(position) if position else None)
+            )
+
+
+def frames_of(response: HttpResponse, kind: str) -> list[Frame]:
+    parser = FrameParser()
+    parser.feed(response.content.decode())
+    return [frame for frame in parser.frames if frame.kind == kind and frame.correlation_id]
+
+
+class Visitor:
+    """One browser: its own cookies (``_snrs_uuid`` as Synerise's tracker would set it)."""
+
+    def __init__(self, simulation: "Simulation", number: int) -> None:
+        self.simulation = simulation
+        self.rng = simulation.rng
+        self.client = Client(
+            HTTP_HOST=HOST,
+            HTTP_USER_AGENT=USER_AGENTS[number % len(USER_AGENTS)],
+            # One address per visitor, as in real traffic (the beacon throttle is per address).
+            REMOTE_ADDR=f"192.0.2.{number % 250 + 1}",
+        )
+        self.client.cookies[COOKIE_NAME] = str(uuid.uuid4())
+        self.username: str | None = None
+        self.password: str | None = None
+        self.has_cart = False
+
+    def _count(self, action: str) -> None:
+        self.simulation.counts[action] += 1
+
+    def _expect(self, response: HttpResponse, status: int, what: str) -> HttpResponse:
+        if response.status_code != status:
+            raise SimulationError(
+                f"{what}: expected HTTP {status}, got {response.status_code}: "
+                f"{response.content[:300]!r}"
+            )
+        return response
+
+    def visit(self, url: str) -> HttpResponse:
+        """GET a page, as a person would; every page is one ``page.visit``."""
+        response = self._expect(self.client.get(url), 200, f"GET {url}")
+        self._count(PAGE_VISIT)
+        return response
+
+    def beacon(self, event_type: str, frame: Frame, items: list[str], position: int | None) -> None:
+        """POST what beacon.js posts (a JSON string, sent as text/plain by sendBeacon)."""
+        body: dict[str, Any] = {
+            "type": event_type,
+            "correlationId": frame.correlation_id,
+            "items": items,
+        }
+        if frame.campaign_id:
+            body["campaignId"] = frame.campaign_id
+        if position is not None:
+            body["position"] = position
+        response = self.client.post(
+            reverse("django_synerise:beacon"),
+            data=json.dumps(body),
+            content_type="text/plain;charset=UTF-8",
+            HTTP_ORIGIN=ORIGIN,
+        )
+        self._expect(response, 204, f"{event_type} beacon")
+        self._count(event_type)
+
+    def browse_product(self, product: Product) -> None:
+        page = self.visit(product.get_absolute_url())
+        frames = frames_of(page, "recommendation")
+        if not frames or self.rng.random() > 0.8:
+            return  # left before scrolling down to the recommendations
+        frame = frames[0]
+        self.beacon(RECOMMENDATION_VIEW, frame, [item for item, _ in frame.items], None)
+        if self.rng.random() < 0.4:
+            item, _ = self.rng.choice(frame.items)
+            self.beacon(RECOMMENDATION_CLICK, frame, [item], None)
+            self.visit(reverse("shop:product", args=[item]))
+
+    def search(self) -> None:
+        term = self.rng.choice(SEARCH_TERMS)
+        page = self.visit(f"{reverse('shop:search')}?q={term}")
+        self._count(SEARCHED)
+        frames = frames_of(page, "search")
+        if frames and frames[0].items and self.rng.random() < 0.7:
+            item, position = self.rng.choice(frames[0].items)
+            self.beacon(SEARCH_CLICK, frames[0], [item], position)
+            self.visit(reverse("shop:product", args=[item]))
+
+    def add_to_cart(self, product: Product) -> None:
+        response = self.client.post(
+            reverse("shop:add_to_cart", args=[product.sku]),
+            {"quantity": self.rng.randint(1, 3)},
+        )
+        self._expect(response, 302, f"add {product.sku} to the cart")
+        self._count(ADDED_TO_CART)
+        self.has_cart = True
+        self.visit(reverse("shop:cart"))
+
+    def check_out(self) -> None:
+        self.visit(reverse("shop:checkout"))
+        email = f"{self.username or 'guest-' + secrets.token_hex(4)}@example.com"
+        response = self.client.post(reverse("shop:checkout"), {"email": email})
+        self._expect(response, 302, "place an order")
+        self._count(TRANSACTION)
+        self.has_cart = False
+        self.visit(response["Location"])
+
+    def sign_up(self) -> None:
+        self.visit(reverse("shop:signup"))
+        self.username = f"shopper-{secrets.token_hex(4)}"
+        self.password = f"demo-{secrets.token_urlsafe(12)}"
+        response = self.client.post(
+            reverse("shop:signup"),
+            {
+                "username": self.username,
+                "email": f"{self.username}@example.com",
+                "password1": self.password,
+                "password2": self.password,
+            },
+        )
+        self._expect(response, 302, "sign up")
+        self._count(REGISTERED)
+        self._count(LOGGED_IN)  # the sign-up view logs the new user in
+
+    def log_out(self) -> None:
+        self._expect(self.client.post(reverse("logout")), 302, "log out")
+        self._count(LOGGED_OUT)
+
+    def log_in(self) -> None:
+        self.visit(reverse("login"))
+        response = self.client.post(
+            reverse("login"), {"username": self.username, "password": self.password}
+        )
+        self._expect(response, 302, "log in")
+        self._count(LOGGED_IN)
+
+    def subscribe(self) -> None:
+        email = f"reader-{secrets.token_hex(4)}@example.com"
+        response = self.client.post(reverse("shop:newsletter"), {"email": email})
+        self._expect(response, 302, "subscribe to the newsletter")
+        self._count(NEWSLETTER)
+
+
+class Simulation:
+    """Drives ``visitors`` shoppers through the shop; :attr:`counts` says what they did.
+
+    Every kind of action happens at least once with 8 visitors or more; the
+    rest (which products, whether a recommendation is clicked) is random,
+    reproducible with ``seed``.
+    """
+
+    def __init__(self, visitors: int = 24, seed: int | None = None) -> None:
+        self.visitors = visitors
+        self.rng = random.Random(seed)
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def run(self) -> collections.Counter[str]:
+        products = list(Product.objects.all())
+        if not products:
+            raise SimulationError("the shop has no products: run manage.py seed_shop first")
+        with override_settings(
+            ALLOWED_HOSTS=[*settings.ALLOWED_HOSTS, HOST.split(":")[0]],
+            PASSWORD_HASHERS=[
+                f"{__name__}.QuickPBKDF2PasswordHasher",
+                *settings.PASSWORD_HASHERS,
+            ],
+        ):
+            for number in range(self.visitors):
+                self.run_visitor(number, products)
+        return self.counts
+
+    def run_visitor(self, number: int, products: list[Product]) -> None:
+        visitor = Visitor(self, number)
+        visitor.visit(reverse("shop:index"))
+        member = number % 3 == 0
+        if member:
+            visitor.sign_up()
+        for product in self.rng.sample(products, 2):
+            visitor.browse_product(product)
+        if number % 2 == 0:
+            visitor.search()
+        if member or number % 2 == 1:
+            for product in self.rng.sample(products, self.rng.randint(1, 2)):
+                visitor.add_to_cart(product)
+        if visitor.has_cart and number % 4 != 3:
+            visitor.check_out()
+        if number % 5 == 0:
+            visitor.subscribe()
+        if member and number % 2 == 0:
+            visitor.log_out()
+            if number % 4 == 0:
+                visitor.log_in()

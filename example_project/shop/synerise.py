@@ -1,0 +1,87 @@
+"""Everything the shop tells Synerise about its models, in one place.
+
+* a line added to a cart → the dedicated ``added-to-cart`` event (``product.addToCart``);
+* an order placed → a Synerise transaction (``/v4/transactions``), from which
+  Synerise derives one ``product.buy`` event per product.
+
+Both are written to the outbox in the same database transaction as the row
+that caused them. Page visits come from ``PageVisitMiddleware``, logins and
+logouts from django-synerise's auth hooks, ``registered`` from the sign-up
+view, recommendation views and clicks from ``beacon.js`` (see the templates).
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+from django_synerise import track_model
+from django_synerise.identity import user_client
+
+from .models import CartLine, Order
+
+
+def _client(user: Any, visitor_uuid: str, email: str = "") -> dict[str, Any]:
+    """The Synerise identifiers we know for a cart or an order."""
+    client: dict[str, Any] = {}
+    if visitor_uuid:
+        client["uuid"] = visitor_uuid
+    if email:
+        client["email"] = email
+    client.update(user_client(user) or {})
+    return client
+
+
+def cart_line_client(line: CartLine) -> dict[str, Any]:
+    return _client(line.cart.user, line.cart.visitor_uuid)
+
+
+def cart_line_params(line: CartLine) -> dict[str, Any]:
+    price = {"amount": line.unit_price, "currency": settings.SHOP_CURRENCY}
+    return {
+        "sku": line.product.sku,
+        "name": line.product.name,
+        "category": line.product.category,
+        "quantity": line.quantity,
+        "finalUnitPrice": price,
+        "regularUnitPrice": price,
+        "url": line.product.get_absolute_url(),
+    }
+
+
+def order_client(order: Order) -> dict[str, Any]:
+    return _client(order.user, order.visitor_uuid, order.email)
+
+
+def order_transaction(order: Order) -> dict[str, Any]:
+    """Keyword arguments of ``django_synerise.events.Transaction`` for a placed order."""
+    return {
+        "order_id": str(order.pk),
+        "currency": order.currency,
+        "revenue": order.total,
+        "products": [
+            {
+                "sku": line.product.sku,
+                "name": line.product.name,
+                "quantity": line.quantity,
+                "finalUnitPrice": line.unit_price,
+            }
+            for line in order.cart.lines.select_related("product")
+        ],
+        "payment_info": {"method": "CASH_ON_DELIVERY"},
+    }
+
+
+def track_shop_models() -> None:
+    """Connect the model hooks; called from ``ShopConfig.ready()``."""
+    track_model(
+        CartLine,
+        event_type="added-to-cart",
+        client=cart_line_client,
+        params=cart_line_params,
+    )
+    track_model(
+        Order,
+        event_type="transaction",
+        client=order_client,
+        transaction=order_transaction,
+    )

@@ -1,0 +1,94 @@
+"""What the shop tells Synerise, checked end to end against the local stand-in.
+
+The ``synerise_stand_in`` fixture starts django-synerise's stand-in for the
+Synerise API and points ``settings.SYNERISE`` at it; ``synerise_flush`` then
+delivers the outbox there over real HTTP, and the test reads what arrived.
+"""
+
+import pytest
+from django.core.management import call_command
+from django.db.models.signals import post_save
+from django.urls import reverse
+
+from shop.models import Order, Product
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def mug():
+    return Product.objects.create(sku="MUG-1", name="Mug", category="Kitchen", price="12.50")
+
+
+def test_an_order_reaches_synerise_as_a_transaction(client, mug, synerise_stand_in):
+    client.post(reverse("shop:add_to_cart", args=[mug.sku]), {"quantity": 2})
+    client.post(reverse("shop:checkout"), {"email": "ada@example.com"})
+
+    call_command("synerise_flush")
+
+    [transaction] = synerise_stand_in.events_of(type="transaction")
+    assert transaction["body"]["client"]["email"] == "ada@example.com"
+    assert transaction["body"]["products"][0]["sku"] == "MUG-1"
+    assert transaction["body"]["revenue"] == {"amount": 25.0, "currency": "EUR"}
+    assert len(synerise_stand_in.events_of(type="added-to-cart")) == 1
+
+
+def test_a_rolled_back_order_sends_nothing(client, mug, synerise_stand_in):
+    client.post(reverse("shop:add_to_cart", args=[mug.sku]), {"quantity": 1})
+
+    # Fails after the order is saved and its transaction event is written, inside
+    # the checkout's atomic block: the order and its event must both disappear.
+    def refuse(**kwargs):
+        raise RuntimeError("payment refused")
+
+    post_save.connect(refuse, sender=Order)
+    try:
+        with pytest.raises(RuntimeError):
+            client.post(reverse("shop:checkout"), {"email": "ada@example.com"})
+    finally:
+        post_save.disconnect(refuse, sender=Order)
+    assert not Order.objects.exists()
+
+    call_command("synerise_flush")
+
+    assert synerise_stand_in.events_of(type="transaction") == []
+    assert len(synerise_stand_in.events_of(type="added-to-cart")) == 1
+
+
+def test_sign_up_sends_registered_and_logged_in(client, synerise_stand_in):
+    response = client.post(
+        reverse("shop:signup"),
+        {
+            "username": "ada",
+            "email": "ada@example.com",
+            "password1": "correct-horse-battery",
+            "password2": "correct-horse-battery",
+        },
+    )
+    assert response.status_code == 302
+
+    call_command("synerise_flush")
+
+    assert [e["type"] for e in synerise_stand_in.events_of(endpoint="v4-batch")] == [
+        "registered",
+        "logged-in",
+    ]
+
+
+def test_a_recommendation_click_goes_to_the_ai_events_api(client, mug, synerise_stand_in):
+    Product.objects.create(sku="MUG-2", name="Camping mug", category="Kitchen", price="9.90")
+    page = client.get(mug.get_absolute_url())
+    assert b'data-synerise-item="MUG-2"' in page.content
+
+    response = client.post(
+        reverse("django_synerise:beacon"),
+        data='{"type": "recommendation.click", "correlationId": "c-1", "items": ["MUG-2"]}',
+        content_type="text/plain",
+        HTTP_ORIGIN="http://testserver",
+    )
+    assert response.status_code == 204
+    call_command("synerise_flush")
+
+    [click] = synerise_stand_in.events_of(type="recommendation.click")
+    assert click["endpoint"] == "ai-batch"
+    assert click["body"]["items"] == ["MUG-2"]

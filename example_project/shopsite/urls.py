@@ -1,0 +1,12 @@
+"""URLs of the example shop."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("shop.urls")),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/", admin.site.urls),
+    # The endpoint beacon.js posts recommendation views and clicks to.
+    path("synerise/", include("django_synerise.urls")),
+]
