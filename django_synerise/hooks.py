@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from django.apps import apps
+from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.core.signals import setting_changed
 from django.db import connections
@@ -490,12 +491,13 @@ def _hooks_from_settings() -> list[ModelHook]:
 def connect_configured_hooks() -> None:
     """Connect the auth receivers and the hooks of ``SYNERISE["MODEL_EVENTS"]``.
 
-    Called from the app's ``ready()`` and again whenever ``SYNERISE`` changes
-    (``override_settings``): hooks from the previous setting are disconnected
-    first; hooks declared in code are left alone. Raises
+    Called from the app's ``ready()`` and again whenever ``MODEL_EVENTS``
+    changes (``override_settings``): hooks from the previous setting are
+    disconnected first; hooks declared in code are left alone. Raises
     :class:`~django_synerise.exceptions.SyneriseConfigurationError` for an
     invalid ``MODEL_EVENTS`` entry, before connecting any of them.
     """
+    global _applied_model_events
     user_logged_in.connect(
         _on_user_logged_in, weak=False, dispatch_uid="django_synerise.hooks.logged_in"
     )
@@ -503,15 +505,35 @@ def connect_configured_hooks() -> None:
         _on_user_logged_out, weak=False, dispatch_uid="django_synerise.hooks.logged_out"
     )
     with _lock:
+        _applied_model_events = _raw_model_events()
         hooks = _hooks_from_settings()
-        for old in [hook for hook in _hooks.values() if hook.origin == "settings"]:
-            _unregister(old)
+        _disconnect_settings_hooks()
         for hook in hooks:
             _register(hook)
 
 
+def _disconnect_settings_hooks() -> None:
+    with _lock:
+        for old in [hook for hook in _hooks.values() if hook.origin == "settings"]:
+            _unregister(old)
+
+
+_NOT_APPLIED = object()
+# The raw MODEL_EVENTS value the connected hooks came from.
+_applied_model_events: Any = _NOT_APPLIED
+
+
+def _raw_model_events() -> Any:
+    # Read without synerise_settings on purpose: this runs on every SYNERISE
+    # change, and a validated read would cache values and repeat warnings.
+    raw = getattr(settings, "SYNERISE", None)
+    return raw.get("MODEL_EVENTS", []) if isinstance(raw, Mapping) else []
+
+
 def _reconnect_on_change(*, setting: str, **kwargs: Any) -> None:
     if setting != "SYNERISE" or not apps.ready:
+        return
+    if _applied_model_events is not _NOT_APPLIED and _raw_model_events() == _applied_model_events:
         return
     # conf's own receiver may not have run yet: make sure MODEL_EVENTS is fresh.
     synerise_settings.reload()
@@ -520,10 +542,12 @@ def _reconnect_on_change(*, setting: str, **kwargs: Any) -> None:
     except SyneriseConfigurationError:
         # A broken SYNERISE (perhaps a test of the settings themselves) must not
         # make override_settings fail here; the error surfaces where it is read.
-        with _lock:
-            for old in [hook for hook in _hooks.values() if hook.origin == "settings"]:
-                _unregister(old)
+        _disconnect_settings_hooks()
         logger.warning("SYNERISE changed; its MODEL_EVENTS are invalid", exc_info=True)
+    finally:
+        # Leave nothing cached from this early read: settings can still change
+        # without a signal (pytest-django's ``del settings.SYNERISE``).
+        synerise_settings.reload()
 
 
 setting_changed.connect(_reconnect_on_change, dispatch_uid="django_synerise.hooks.reconnect")

@@ -17,11 +17,15 @@ key; defaults in brackets):
 * the response status is in ``STATUS_CODES`` [``[200]``];
 * the response's media type is in ``CONTENT_TYPES`` [``["text/html"]``]
   (``"text/*"`` matches a whole family);
-* its path is not the admin's (found with ``reverse("admin:index")``), not under
+* it is not the admin (any ``AdminSite``, by its URL namespace, and the
+  prefix of ``reverse("admin:index")``), its path is not under
   ``STATIC_URL`` or ``MEDIA_URL``, matches no ``EXCLUDE_PATHS`` regex and, when
   ``INCLUDE_PATHS`` is not empty, matches one of those (regexes are searched in
   ``request.path_info``, the path your URLconf sees);
-* it is not a browser prefetch (``Sec-Purpose: prefetch``);
+* it is a navigation, not a background request: not a prefetch
+  (``Sec-Purpose: prefetch``), not ``fetch()``/XHR (``Sec-Fetch-Dest: empty``,
+  ``X-Requested-With: XMLHttpRequest``), not an htmx fragment (``HX-Request``
+  without ``HX-Boosted``);
 * with ``EXCLUDE_BOTS`` [True], its user agent is not a known bot
   (:mod:`django_synerise.bots`);
 * with ``RESPECT_DNT`` [False], it carries neither ``DNT: 1`` nor ``Sec-GPC: 1``;
@@ -223,10 +227,29 @@ def _media_type_matches(filters: _Filters, response: Response) -> bool:
     return any(media_type.startswith(family) for family in filters.content_families)
 
 
-def _is_prefetch(request: HttpRequest) -> bool:
+def _is_background(request: HttpRequest) -> bool:
+    """A prefetch, or a fragment fetched by script: not a page the visitor looked at."""
     headers = request.headers
     purpose = (headers.get("Sec-Purpose") or headers.get("Purpose") or "").lower()
-    return purpose.startswith("prefetch") or headers.get("X-Moz", "").lower() == "prefetch"
+    if purpose.startswith("prefetch") or headers.get("X-Moz", "").lower() == "prefetch":
+        return True
+    if headers.get("HX-Boosted") == "true":
+        return False  # htmx-boosted links and forms are navigations
+    if headers.get("HX-Request") == "true":
+        return True
+    if headers.get("X-Requested-With") == "XMLHttpRequest":
+        return True
+    # Browsers send "document" (or "iframe") for navigations, "empty" for fetch() and XHR.
+    return headers.get("Sec-Fetch-Dest") == "empty"
+
+
+def _is_admin(request: HttpRequest) -> bool:
+    match = getattr(request, "resolver_match", None)
+    if match is not None and "admin" in match.app_names:
+        return True  # any AdminSite, whatever its name or prefix
+    prefix = _admin_prefix()
+    # An admin mounted at "/" would exclude the whole site; rely on resolver_match then.
+    return prefix is not None and prefix != "/" and request.path.startswith(prefix)
 
 
 def should_track(request: HttpRequest, response: Response) -> bool:
@@ -247,15 +270,14 @@ def should_track(request: HttpRequest, response: Response) -> bool:
     path = request.path
     if any(path.startswith(prefix) for prefix in filters.prefixes):
         return False
-    admin = _admin_prefix()
-    if admin is not None and path.startswith(admin):
+    if _is_admin(request):
         return False
     path_info = request.path_info
     if filters.exclude is not None and filters.exclude.search(path_info):
         return False
     if filters.include is not None and not filters.include.search(path_info):
         return False
-    if _is_prefetch(request):
+    if _is_background(request):
         return False
     headers = request.headers
     if filters.respect_dnt and (headers.get("DNT") == "1" or headers.get("Sec-GPC") == "1"):

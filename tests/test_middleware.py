@@ -105,6 +105,7 @@ def test_streaming_html_is_tracked(visitor: Client) -> None:
         ("get", "/producers/pages/json/", {}),
         ("get", "/producers/pages/text/", {}),
         ("get", "/admin/login/", {}),
+        ("get", "/producers/backoffice/login/", {}),
         ("get", "/static/producers-fake-page/", {}),
         (
             "get",
@@ -113,8 +114,25 @@ def test_streaming_html_is_tracked(visitor: Client) -> None:
         ),
         ("get", "/producers/pages/plain/", {"HTTP_USER_AGENT": "python-requests/2.32.3"}),
         ("get", "/producers/pages/plain/", {"HTTP_SEC_PURPOSE": "prefetch;prerender"}),
+        ("get", "/producers/pages/plain/", {"HTTP_SEC_FETCH_DEST": "empty"}),
+        ("get", "/producers/pages/plain/", {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}),
+        ("get", "/producers/pages/plain/", {"HTTP_HX_REQUEST": "true"}),
     ],
-    ids=["post", "404", "json", "text", "admin", "static", "googlebot", "requests", "prefetch"],
+    ids=[
+        "post",
+        "404",
+        "json",
+        "text",
+        "admin",
+        "other-admin-site",
+        "static",
+        "googlebot",
+        "requests",
+        "prefetch",
+        "fetch",
+        "xhr",
+        "htmx-fragment",
+    ],
 )
 def test_untracked_requests_write_nothing_and_query_nothing(
     visitor: Client, django_assert_num_queries: Any, method: str, path: str, headers: dict[str, str]
@@ -122,6 +140,19 @@ def test_untracked_requests_write_nothing_and_query_nothing(
     with django_assert_num_queries(0):
         getattr(visitor, method)(path, **headers)
     assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"HTTP_SEC_FETCH_DEST": "document", "HTTP_SEC_FETCH_MODE": "navigate"},
+        {"HTTP_HX_REQUEST": "true", "HTTP_HX_BOOSTED": "true", "HTTP_SEC_FETCH_DEST": "empty"},
+    ],
+    ids=["browser-navigation", "htmx-boosted-navigation"],
+)
+def test_navigations_are_tracked(visitor: Client, headers: dict[str, str]) -> None:
+    visitor.get("/producers/pages/plain/", **headers)
+    assert len(events()) == 1
 
 
 def test_media_url_is_excluded(visitor: Client) -> None:

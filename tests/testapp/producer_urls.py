@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from django.contrib.admin import AdminSite
 from django.urls import path
 
 from . import producer_views as views
+
+# A second admin site under another name and prefix: excluded by its namespace.
+backoffice = AdminSite(name="backoffice")
 
 urlpatterns = [
     path("producers/pages/plain/", views.page, name="producer-page"),
@@ -22,4 +26,5 @@ urlpatterns = [
     path("producers/auth/sign-in/", views.sign_in),
     path("producers/auth/sign-out/", views.sign_out),
     path("producers/auth/sign-up/", views.sign_up),
+    path("producers/backoffice/", backoffice.urls),
 ]
