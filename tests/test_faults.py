@@ -13,55 +13,21 @@ import datetime as dt
 
 import pytest
 import time_machine
-from django.db.models import Min
 from django.test import override_settings
 from django.utils import timezone
 
 import django_synerise
-from django_synerise import outbox
-from django_synerise.dispatch import Dispatcher, FlushResult
 from django_synerise.events import CustomEvent
 from django_synerise.exceptions import EventTooLargeError, InvalidEventError
 from django_synerise.models import OutboxEvent
 from django_synerise.signals import events_dead
 from django_synerise.testing import LocalSynerise
-from django_synerise.transport import build_client
+from tests.drain import Harness
 from tests.workers import delivery_report, is_poison, logical_id, mixed_events
 
 pytestmark = pytest.mark.django_db
 
 POISON_MARK = "was rejected (LocalSynerise.reject predicate)"
-
-
-class Harness:
-    """A stand-in, settings pointing at it, a controllable clock and a drain loop."""
-
-    def __init__(self, server: LocalSynerise, clock: time_machine.Coordinates) -> None:
-        self.server = server
-        self.clock = clock
-        self.sleeps: list[float] = []
-        self.results: list[FlushResult] = []
-        self.client = build_client()
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.clock.shift(dt.timedelta(seconds=seconds))
-
-    def flush(self, **kwargs) -> FlushResult:
-        result = Dispatcher(self.client, sleep=self.sleep, **kwargs).flush()
-        self.results.append(result)
-        return result
-
-    def drain(self, max_passes: int = 200, **kwargs) -> None:
-        """Run passes until nothing is pending, jumping the clock to each next due row."""
-        for _ in range(max_passes):
-            self.flush(**kwargs)
-            due = OutboxEvent.objects.filter(status="pending").aggregate(at=Min("next_attempt_at"))
-            if due["at"] is None:
-                return
-            if due["at"] > timezone.now():
-                self.clock.move_to(due["at"] + dt.timedelta(milliseconds=1))
-        raise AssertionError(f"still {outbox.pending_count()} pending after {max_passes} passes")
 
 
 @pytest.fixture
