@@ -1,0 +1,388 @@
+"""beacon.js and the template tags in a real headless Chromium, against a live test server.
+
+Needs Debian's ``chromium`` package (``apt-get install chromium``); the tests are
+skipped, with that reason shown, when ``/usr/bin/chromium`` is absent. Playwright
+drives the system browser: no browser is ever downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from django.conf import settings
+from django.test import override_settings
+
+from django_synerise import signals
+from django_synerise.dispatch import flush
+from django_synerise.models import OutboxEvent
+from django_synerise.testing import LocalSynerise
+from django_synerise.transport import build_client
+from tests.views import (
+    CAMPAIGN_ID,
+    CORRELATION_ID,
+    CSP_NONCE,
+    ITEMS,
+    SEARCH_CORRELATION_ID,
+)
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not os.path.exists(CHROMIUM),
+        reason=f"no system Chromium at {CHROMIUM}: apt-get install chromium to run browser tests",
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+playwright_sync = pytest.importorskip("playwright.sync_api")
+
+VISITOR = "0b6f1c1e-3d1a-4b8e-9f2a-7c5d4e3b2a10"
+BEACON_PATH = "/synerise/beacon/"
+
+# Runs before any page script: records every sendBeacon call (then makes it for
+# real) and every CSP violation, so a test can tell "nothing was sent" for sure.
+RECORDER = """
+window.__beacons = [];
+window.__violations = [];
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__violations.push(e.violatedDirective + " " + e.blockedURI);
+});
+(function () {
+  var original = navigator.sendBeacon.bind(navigator);
+  navigator.sendBeacon = function (url, data) {
+    window.__beacons.push({ url: String(url), body: JSON.parse(String(data)) });
+    return original(url, data);
+  };
+})();
+"""
+
+# A second IntersectionObserver, created after beacon.js's own. Observers are
+# notified in creation order within one task, so once this one has reported a
+# state, beacon.js has already seen it (and sent, or not sent, its beacon).
+WATCH = """
+(selector) => {
+  window.__seen = window.__seen || {};
+  var seen = (window.__seen[selector] = []);
+  new IntersectionObserver(
+    function (entries) {
+      entries.forEach(function (e) { seen.push(e.intersectionRatio); });
+    },
+    { threshold: [0, 0.1, 0.25, 0.5] }
+  ).observe(document.querySelector(selector));
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    # Playwright's sync API runs an event loop in this thread; Django refuses ORM
+    # calls from a thread with a running loop unless told it is safe (it is: the
+    # loop only talks to the browser).
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    try:
+        with playwright_sync.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                ],
+            )
+            yield browser
+            browser.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser: Any, live_server: Any) -> Iterator[Any]:
+    """A fresh page of a visitor whose Synerise tracker has set ``_snrs_uuid``."""
+    context = browser.new_context(base_url=live_server.url, viewport={"width": 1280, "height": 720})
+    context.set_default_timeout(10_000)
+    context.add_cookies([{"name": "_snrs_uuid", "value": VISITOR, "url": live_server.url}])
+    context.add_init_script(RECORDER)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+class Enqueued:
+    """Outbox writes seen through ``events_enqueued``, for waiting on the live server's thread.
+
+    A beacon sent while its page navigates away gets no response the browser
+    reports, so its arrival is awaited on the server side instead.
+    """
+
+    def __init__(self) -> None:
+        self.batch_types: list[str] = []
+        self._condition = threading.Condition()
+
+    def __call__(self, sender: Any, events: list[OutboxEvent], **kwargs: Any) -> None:
+        with self._condition:
+            self.batch_types.extend(event.batch_type for event in events)
+            self._condition.notify_all()
+
+    def wait_for(self, batch_type: str, timeout: float = 10.0) -> None:
+        with self._condition:
+            found = self._condition.wait_for(lambda: batch_type in self.batch_types, timeout)
+        assert found, f"no {batch_type} row was written within {timeout} s"
+
+
+@pytest.fixture
+def enqueued() -> Iterator[Enqueued]:
+    receiver = Enqueued()
+    signals.events_enqueued.connect(receiver, weak=False)
+    yield receiver
+    signals.events_enqueued.disconnect(receiver)
+
+
+def open_page(page: Any, path: str = "/beacon-test/") -> None:
+    page.goto(path)
+    page.wait_for_function("() => window.djangoSyneriseBeacon !== undefined")
+
+
+def watch(page: Any, selector: str) -> None:
+    """Start the second observer on ``selector`` and wait for its first report."""
+    page.evaluate(WATCH, selector)
+    wait_seen(page, selector, visible=False)
+
+
+def wait_seen(page: Any, selector: str, *, visible: bool) -> None:
+    condition = ">= 0.5" if visible else "=== 0"
+    page.wait_for_function(
+        f"(s) => window.__seen[s].length > 0 && window.__seen[s][window.__seen[s].length - 1] "
+        f"{condition}",
+        arg=selector,
+    )
+
+
+def sent(page: Any, event_type: str) -> list[dict[str, Any]]:
+    beacons = page.evaluate("() => window.__beacons")
+    bodies = [b["body"] for b in beacons]
+    return [b for b in bodies if b.get("type", b.get("eventType")) == event_type]
+
+
+def is_beacon(response: Any) -> bool:
+    return response.url.endswith(BEACON_PATH)
+
+
+def is_beacon_request(request: Any) -> bool:
+    return request.url.endswith(BEACON_PATH)
+
+
+def ai_rows(event_type: str | None = None) -> list[OutboxEvent]:
+    rows = OutboxEvent.objects.filter(kind="ai").order_by("id")
+    if event_type is not None:
+        rows = rows.filter(batch_type=event_type)
+    return list(rows)
+
+
+def test_view_click_and_flush(
+    page: Any, enqueued: Enqueued, synerise_stand_in: LocalSynerise
+) -> None:
+    open_page(page)
+    watch(page, "#frame")
+    # The frame is two screens down: nothing seen, nothing sent.
+    assert page.evaluate("() => window.__beacons") == []
+
+    with page.expect_response(is_beacon) as view_response:
+        page.locator("#frame").scroll_into_view_if_needed()
+    assert view_response.value.status == 204
+    [view] = ai_rows()
+    assert view.batch_type == "recommendation.view"
+    assert view.body["items"] == ITEMS
+    assert view.body["correlationId"] == CORRELATION_ID
+    assert view.body["campaignId"] == CAMPAIGN_ID
+    assert view.body["clientUUID"] == VISITOR
+
+    # Away and back again: still one view for this page load.
+    page.evaluate("() => window.scrollTo(0, 0)")
+    wait_seen(page, "#frame", visible=False)
+    page.locator("#frame").scroll_into_view_if_needed()
+    wait_seen(page, "#frame", visible=True)
+    assert len(sent(page, "recommendation.view")) == 1
+
+    with (
+        page.context.expect_event("request", is_beacon_request),
+        page.expect_navigation(url="**/beacon-test/item/sku-2/"),
+    ):
+        page.click("#item-2")
+    enqueued.wait_for("recommendation.click")
+    assert page.text_content("#landing") == "Item sku-2"
+    [click] = ai_rows("recommendation.click")
+    assert click.body["items"] == ["sku-2"]
+    assert click.body["correlationId"] == CORRELATION_ID
+    assert click.body["campaignId"] == CAMPAIGN_ID
+    assert len(ai_rows()) == 2
+
+    result = flush(client=build_client())
+    assert result.sent == 2
+    batches = [r for r in synerise_stand_in.requests if r.path == "/events/v1/batch"]
+    assert len(batches) == 2
+    assert all(r.status == 200 for r in batches)
+    by_type = {r.body["eventType"]: r.body["items"] for r in batches}
+    assert set(by_type) == {"recommendation.view", "recommendation.click"}
+    assert [e["items"] for e in by_type["recommendation.view"]] == [ITEMS]
+    assert [e["items"] for e in by_type["recommendation.click"]] == [["sku-2"]]
+    accepted = synerise_stand_in.events_of(endpoint="ai-batch")
+    assert sorted(e["type"] for e in accepted) == ["recommendation.click", "recommendation.view"]
+    assert {r.status for r in ai_rows()} == {"sent"}
+
+
+def test_search_click_carries_the_position_and_search_results_send_no_view(
+    page: Any, enqueued: Enqueued
+) -> None:
+    with override_settings(SYNERISE={**settings.SYNERISE, "AI_EVENTS_API": "ai-compat"}):
+        open_page(page)
+        watch(page, "#search")
+        page.locator("#search").scroll_into_view_if_needed()
+        wait_seen(page, "#search", visible=True)
+        assert sent(page, "recommendation.view") == []
+
+        with (
+            page.context.expect_event("request", is_beacon_request),
+            page.expect_navigation(url="**/beacon-test/item/hit-b/"),
+        ):
+            page.click("#hit-2")
+        enqueued.wait_for("item.search.click")
+    [row] = ai_rows()
+    assert row.batch_type == "item.search.click"
+    assert row.body["correlationId"] == SEARCH_CORRELATION_ID
+    assert row.body["item"] == "hit-b"
+    assert row.body["position"] == 2
+
+
+def test_frames_added_later_and_frames_taller_than_the_screen(page: Any) -> None:
+    open_page(page)
+    # A fetched fragment: a frame three screens tall, which can never be half visible.
+    page.evaluate(
+        """() => {
+          const frame = document.createElement("div");
+          frame.id = "late";
+          frame.style.height = "2200px";
+          frame.setAttribute("data-synerise-frame", "recommendation");
+          frame.setAttribute("data-synerise-correlation-id", "late-1");
+          frame.innerHTML = '<a data-synerise-item="x-1">1</a><a data-synerise-item="x-2">2</a>'
+            + '<a data-synerise-item="x-1">again</a>';
+          document.body.insertBefore(frame, document.body.firstChild);
+        }"""
+    )
+    with page.expect_response(is_beacon) as response:
+        page.evaluate("() => window.scrollTo(0, 0)")
+    assert response.value.status == 204
+    [row] = ai_rows()
+    assert row.body["correlationId"] == "late-1"
+    assert row.body["items"] == ["x-1", "x-2"]  # each item once, in page order
+
+
+def test_everything_runs_under_a_nonce_only_csp(page: Any) -> None:
+    # The tracker SDK is served locally in place of Synerise's CDN: no test reaches the internet.
+    page.route(
+        "https://web.snrbox.com/**",
+        lambda route: route.fulfill(
+            content_type="application/javascript",
+            body="window.SR = {init: function (options) { window.__srInit = options; }};",
+        ),
+    )
+    open_page(page, "/beacon-test/csp/")
+    page.wait_for_function("() => window.__srInit !== undefined")
+    assert page.evaluate("() => window.__srInit") == {"trackerKey": "test-tracker-key"}
+    assert page.evaluate("() => window.__violations") == []
+
+
+def test_the_csp_check_above_would_catch_a_missing_nonce(page: Any, live_server: Any) -> None:
+    # Control: the same page under a policy with another nonce is blocked, so the
+    # previous test's clean result comes from the nonce, not from a lax browser.
+    def other_nonce(route: Any) -> None:
+        response = route.fetch()
+        headers = dict(response.headers)
+        headers["content-security-policy"] = headers["content-security-policy"].replace(
+            CSP_NONCE, "another-nonce"
+        )
+        route.fulfill(response=response, headers=headers)
+
+    page.route("**/beacon-test/csp/", other_nonce)
+    page.goto("/beacon-test/csp/")
+    page.wait_for_function("() => window.__violations.length >= 2")
+    assert page.evaluate("() => window.djangoSyneriseBeacon") is None
+    assert page.evaluate("() => window.SR") is None
+
+
+def test_direct_mode_posts_to_synerise_with_the_tracker_key(
+    page: Any, synerise_stand_in: LocalSynerise
+) -> None:
+    # The stand-in answers no CORS preflight and wants application/json, so the
+    # browser's request is answered on its way out, then replayed to the stand-in
+    # to prove that Synerise's validation accepts exactly what the browser sent.
+    def to_synerise(request: Any) -> bool:
+        return bool(request.url.startswith(synerise_stand_in.url))
+
+    page.route(
+        f"{synerise_stand_in.url}/**",
+        lambda route: route.fulfill(status=200, content_type="application/json", body="{}"),
+    )
+    with override_settings(SYNERISE={**settings.SYNERISE, "BEACON_MODE": "direct"}):
+        open_page(page)
+        with page.expect_request(to_synerise) as view_request:
+            page.locator("#frame").scroll_into_view_if_needed()
+        with (
+            page.context.expect_event("request", to_synerise) as click_request,
+            page.expect_navigation(url="**/beacon-test/item/sku-2/"),
+        ):
+            page.click("#item-2")
+    captured = [view_request.value, click_request.value]
+    for request in captured:
+        assert request.method == "POST"
+        assert request.url == (
+            f"{synerise_stand_in.url}/events/v1/batch?token={synerise_stand_in.tracker_key}"
+        )
+        # A "simple" request: the browser sends it cross-origin without a preflight.
+        assert request.headers["content-type"].startswith("text/plain")
+        reply = requests.post(
+            request.url,
+            data=request.post_data_buffer,
+            headers={"Content-Type": "application/json"},
+            timeout=5,
+        )
+        assert reply.status_code == 200, reply.text
+    assert ai_rows() == []  # nothing went through this site's outbox
+    bodies = [json.loads(r.post_data) for r in captured]
+    assert [b["eventType"] for b in bodies] == ["recommendation.view", "recommendation.click"]
+    view, click = (b["items"][0] for b in bodies)
+    assert view["items"] == ITEMS
+    assert click["items"] == ["sku-2"]
+    for event in (view, click):
+        assert event["clientUUID"] == VISITOR
+        assert event["correlationId"] == CORRELATION_ID
+        assert event["campaignId"] == CAMPAIGN_ID
+        assert isinstance(event["eventTimestamp"], int)
+    accepted = synerise_stand_in.events_of(endpoint="ai-batch")
+    assert [e["type"] for e in accepted] == ["recommendation.view", "recommendation.click"]
+
+
+def test_direct_mode_sends_nothing_without_a_profile_cookie(
+    page: Any, synerise_stand_in: LocalSynerise
+) -> None:
+    page.context.clear_cookies()
+    with override_settings(SYNERISE={**settings.SYNERISE, "BEACON_MODE": "direct"}):
+        open_page(page)
+        watch(page, "#frame")
+        page.locator("#frame").scroll_into_view_if_needed()
+        wait_seen(page, "#frame", visible=True)
+    assert page.evaluate("() => window.__beacons") == []
