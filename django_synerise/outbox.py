@@ -453,27 +453,44 @@ def purge(
     now = timezone.now()
     if sent_older_than is None:
         sent_older_than = dt.timedelta(days=synerise_settings.RETAIN_SENT)
-    result = {"sent": _purge_chunks(Q(status=SENT, sent_at__lt=now - sent_older_than), chunk_size)}
+    result = {
+        "sent": _purge_chunks(
+            Q(status=SENT, sent_at__lt=now - sent_older_than), "sent_at", chunk_size
+        )
+    }
     if dead_older_than is not None:
         result["dead"] = _purge_chunks(
-            Q(status=DEAD, created_at__lt=now - dead_older_than), chunk_size
+            Q(status=DEAD, created_at__lt=now - dead_older_than), "created_at", chunk_size
         )
     if any(result.values()):
         logger.info("purged outbox: %s", ", ".join(f"{n} {status}" for status, n in result.items()))
     return result
 
 
-def _purge_chunks(condition: Q, chunk_size: int) -> int:
+def _purge_chunks(condition: Q, order_field: str, chunk_size: int) -> int:
     manager = OutboxEvent.objects.using(db_alias())
     total = 0
+    after: tuple[Any, int] | None = None
     while True:
-        ids = list(manager.filter(condition).values_list("id", flat=True)[:chunk_size])
-        if not ids:
+        queryset = manager.filter(condition)
+        if after is not None:
+            # Resume after the last chunk (keyset on the (status, field) index)
+            # instead of from the start: deleted rows stay in the index until
+            # vacuum, and walking past them again made each chunk slower.
+            value, last_id = after
+            queryset = queryset.filter(**{f"{order_field}__gte": value}).filter(
+                Q(**{f"{order_field}__gt": value}) | Q(**{order_field: value, "id__gt": last_id})
+            )
+        rows = list(
+            queryset.order_by(order_field, "id").values_list(order_field, "id")[:chunk_size]
+        )
+        if not rows:
             return total
         # The condition again: a row requeued between the SELECT and the DELETE
         # is pending now and must survive.
-        deleted, _ = manager.filter(condition, id__in=ids).delete()
+        deleted, _ = manager.filter(condition, id__in=[pk for _, pk in rows]).delete()
         total += deleted
+        after = rows[-1]
 
 
 @dataclass(frozen=True)
