@@ -148,3 +148,27 @@ def test_one_logger_tree_catches_client_dispatch_and_outbox(
         "django_synerise.outbox",
     } <= names
     assert all(name.startswith("django_synerise.") for name in names)
+
+
+def test_readme_logging_settings(synerise_stand_in: LocalSynerise, capsys):
+    import logging.config
+
+    # The README's LOGGING example, verbatim.
+    LOGGING = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+        "loggers": {"django_synerise": {"handlers": ["console"], "level": "INFO"}},
+    }
+
+    logger = logging.getLogger("django_synerise")
+    saved = (logger.handlers[:], logger.level, logger.propagate)
+    try:
+        logging.config.dictConfig(LOGGING)
+        enqueue(2)
+        dispatch.flush()
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved
+    err = capsys.readouterr().err
+    assert "INFO django_synerise.dispatch flush pass: sent=2 retried=0 dead=0" in err

@@ -252,3 +252,28 @@ def test_readme_health_endpoint():
     response = synerise_health(request)
     assert response.status_code == 503
     assert json.loads(response.content)["oldest_pending_age"] > 15 * 60
+
+
+def test_readme_command_lines():
+    # The README's command block, line by line (rows 42 and 43 exist there too).
+    now = timezone.now()
+    for pk in (42, 43):
+        OutboxEvent.objects.create(
+            pk=pk,
+            kind="event",
+            batch_type="custom",
+            action="page.visit",
+            payload='{"action":"page.visit"}',
+            size=23,
+            status="dead",
+            next_attempt_at=now,
+            created_at=now,
+        )
+    assert run("stats").splitlines()[3].split() == ["dead", "2", "0", "0", "2"]
+    assert json.loads(run("stats", "--json"))["totals"]["dead"] == 2
+    assert "Outbox event 42: page.visit" in run("show", "42")
+    out = run("requeue", "--dead", "--action", "page.visit", "--since", "2025-01-31")
+    assert "Requeued 2 events" in out
+    OutboxEvent.objects.filter(pk__in=[42, 43]).update(status="dead")
+    assert "Requeued 2 events" in run("requeue", "--id", "42", "--id", "43")
+    assert "Deleted 0 dead events older than 30 days." in run("purge", "--dead-older-than", "30")
