@@ -1,0 +1,835 @@
+"""Every code sample of README.md, exercised.
+
+Each fenced block of the README is preceded by ``<!-- test: NAME -->`` naming the
+test that runs it; unmarked blocks must be ``text`` (program output). Python
+samples are executed: in this suite's Django project, in the example shop (a
+subprocess with its own database, for samples about the shop's models), or in a
+brand-new ``django-admin startproject`` (the "add it to an existing project"
+steps). Events the samples record are flushed to the local stand-in, which
+validates them like the real API. Shell, cron and service samples are parsed by
+the commands they call, and run where they can be.
+"""
+
+from __future__ import annotations
+
+import ast
+import configparser
+import io
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import types
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.core.management import call_command, load_command_class
+from django.template import Context, Template
+from django.test import RequestFactory, override_settings
+from django.urls import include, path
+
+from django_synerise import track
+from django_synerise.checks import check_settings
+from django_synerise.conf import (
+    AUTH_EVENT_DEFAULTS,
+    DEFAULTS,
+    PAGE_VISIT_DEFAULTS,
+    synerise_settings,
+)
+from django_synerise.identity import get_client
+from django_synerise.models import OutboxEvent
+from django_synerise.testing import LocalSynerise
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+EXAMPLE = ROOT / "example_project"
+VISITOR = "0f8fad5b-d9cb-469f-a165-70867728950e"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0"
+
+# The sdist carries the tests and the README, not the example project or the Makefile.
+needs_example = pytest.mark.skipif(
+    not (EXAMPLE / "manage.py").exists() or not (ROOT / "Makefile").exists(),
+    reason="example_project/ and the Makefile are not in this tree",
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    name: str | None
+    language: str
+    code: str
+    line: int
+
+
+def _parse_readme() -> list[Block]:
+    blocks = []
+    lines = README.read_text(encoding="utf-8").splitlines()
+    index = 0
+    while index < len(lines):
+        opening = re.match(r"^```(\S*)\s*$", lines[index])
+        if not opening:
+            index += 1
+            continue
+        start = index
+        marker = None
+        previous = start - 1
+        while previous >= 0 and not lines[previous].strip():
+            previous -= 1
+        if previous >= 0:
+            found = re.match(r"^<!-- test: ([\w-]+) -->$", lines[previous].strip())
+            marker = found.group(1) if found else None
+        index += 1
+        body = []
+        while not lines[index].startswith("```"):
+            body.append(lines[index])
+            index += 1
+        blocks.append(Block(marker, opening.group(1), "\n".join(body) + "\n", start + 1))
+        index += 1
+    return blocks
+
+
+BLOCKS = _parse_readme()
+
+
+def sample(name: str) -> str:
+    [block] = [b for b in BLOCKS if b.name == name]
+    return block.code
+
+
+def run_sample(name: str, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Execute a Python sample as a module would; return its namespace."""
+    ns: dict[str, Any] = {"__name__": f"readme_{name.replace('-', '_')}"}
+    ns.update(namespace or {})
+    exec(compile(sample(name), f"README.md[{name}]", "exec"), ns)
+    return ns
+
+
+def url_module(monkeypatch: pytest.MonkeyPatch, *patterns: Any) -> str:
+    """A URLconf module holding ``patterns`` (plus the beacon endpoint)."""
+    name = f"readme_urls_{uuid.uuid4().hex[:8]}"
+    module = types.ModuleType(name)
+    module.urlpatterns = [*patterns, path("synerise/", include("django_synerise.urls"))]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, name, module)
+    return name
+
+
+def with_page_visits() -> list[str]:
+    return [*settings.MIDDLEWARE, "django_synerise.middleware.PageVisitMiddleware"]
+
+
+def bodies(action: str) -> list[dict[str, Any]]:
+    return [row.body for row in OutboxEvent.objects.filter(action=action).order_by("id")]
+
+
+def flush_to(stand_in: LocalSynerise) -> None:
+    """Deliver the outbox; every row must be accepted by the strict stand-in."""
+    call_command("synerise_flush", stdout=io.StringIO())
+    assert OutboxEvent.objects.exclude(status=OutboxEvent.Status.SENT).count() == 0, list(
+        OutboxEvent.objects.values_list("action", "status", "last_error")
+    )
+    assert stand_in.count == OutboxEvent.objects.count()
+
+
+# -- the README's blocks, all accounted for ------------------------------------------
+
+EXERCISED = {
+    "quickstart",
+    "run-by-hand",
+    "pip",
+    "startproject-settings",
+    "startproject-urls",
+    "startproject-stand-in",
+    "startproject-steps",
+    "settings-for-tests",
+    "custom-event",
+    "dedicated-event",
+    "transaction",
+    "track-many",
+    "view-client",
+    "client-resolver",
+    "page-title",
+    "page-visits-settings",
+    "model-hooks",
+    "model-hook-decorator",
+    "model-events-setting",
+    "registration",
+    "template-recommendations",
+    "template-search",
+    "cron",
+    "systemd",
+    "supervisor",
+    "celery-beat",
+    "outbox-commands",
+    "health-view",
+    "stand-in",
+    "pytest-conftest",
+    "pytest-test",
+}
+
+
+def test_every_readme_code_block_is_exercised() -> None:
+    names = [block.name for block in BLOCKS if block.name]
+    assert len(names) == len(set(names)), "two README blocks share a test name"
+    assert set(names) == EXERCISED
+    for block in BLOCKS:
+        if block.name is None:
+            # Unmarked blocks may only show output.
+            assert block.language == "text", f"README.md:{block.line} is not exercised"
+    python = [block for block in BLOCKS if block.language == "python"]
+    assert len(python) >= 20
+    for block in python:
+        compile(block.code, f"README.md:{block.line}", "exec")
+
+
+def test_the_install_and_configure_steps_are_under_20_lines() -> None:
+    lines = sample("startproject-settings").splitlines() + sample("startproject-urls").splitlines()
+    assert len([line for line in lines if line.strip()]) < 20
+
+
+# -- Configuration table ---------------------------------------------------------------
+
+
+def _table_defaults() -> dict[str, str]:
+    rows = {}
+    for line in README.read_text(encoding="utf-8").splitlines():
+        found = re.match(r"^\| `([A-Z_]+(?:\[\"[A-Z_]+\"\])?)` \| `([^`]*)` \|", line)
+        if found:
+            rows[found.group(1)] = found.group(2)
+    return rows
+
+
+def test_the_configuration_table_lists_every_setting_with_its_default() -> None:
+    expected: dict[str, Any] = {}
+    for key, value in DEFAULTS.items():
+        nested = {"PAGE_VISITS": PAGE_VISIT_DEFAULTS, "AUTH_EVENTS": AUTH_EVENT_DEFAULTS}.get(key)
+        if nested is None:
+            expected[key] = value
+        else:
+            expected.update({f'{key}["{sub}"]': default for sub, default in nested.items()})
+    table = _table_defaults()
+
+    assert set(table) == set(expected)
+    for key, text in table.items():
+        assert ast.literal_eval(text) == expected[key], key
+
+
+def test_the_settings_for_tests_sample_is_valid() -> None:
+    ns = run_sample("settings-for-tests")
+    with override_settings(SYNERISE=ns["SYNERISE"]):
+        synerise_settings.validate_all()
+        assert check_settings() == []
+        assert synerise_settings.RAISE_ERRORS is True
+
+
+# -- Tracking events -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_custom_event_sample(synerise_stand_in: LocalSynerise) -> None:
+    run_sample("custom-event")
+
+    [body] = bodies("newsletter.subscribed")
+    assert body["client"] == {"email": "ada@example.com"}
+    assert body["params"] == {"source": "footer"}
+    flush_to(synerise_stand_in)
+    assert synerise_stand_in.summary() == {"v4-batch": {"custom": 1}}
+
+
+@pytest.mark.django_db
+def test_dedicated_event_sample(synerise_stand_in: LocalSynerise) -> None:
+    run_sample("dedicated-event")
+
+    [body] = bodies("product.addToFavorite")
+    assert body["type"] == "added-to-favorites" and "action" not in body
+    assert body["params"] == {"sku": "MUG-001"}
+    flush_to(synerise_stand_in)
+
+
+@pytest.mark.django_db
+def test_transaction_sample(synerise_stand_in: LocalSynerise) -> None:
+    run_sample("transaction")
+
+    [body] = bodies("transaction.charge")
+    assert body["orderId"] == "1042"
+    assert body["revenue"] == {"amount": 25.0, "currency": "EUR"}
+    assert body["products"][0]["finalUnitPrice"] == {"amount": 12.5, "currency": "EUR"}
+    assert body["paymentInfo"] == {"method": "CASH_ON_DELIVERY"}
+    flush_to(synerise_stand_in)
+    assert synerise_stand_in.summary() == {"transactions-batch": {"transaction": 1}}
+
+
+@pytest.mark.django_db
+def test_track_many_sample(synerise_stand_in: LocalSynerise) -> None:
+    run_sample("track-many")
+
+    assert [body["params"]["question"] for body in bodies("quiz.answered")] == [1, 2, 3]
+    flush_to(synerise_stand_in)
+
+
+@pytest.mark.django_db
+def test_view_client_sample() -> None:
+    share = run_sample("view-client")["share"]
+    factory = RequestFactory()
+
+    anonymous = factory.post("/share/")
+    anonymous.user = AnonymousUser()
+    assert share(anonymous, "MUG-001").status_code == 204
+    assert not OutboxEvent.objects.exists()
+
+    visitor = factory.post("/share/", HTTP_COOKIE=f"_snrs_uuid={VISITOR}")
+    visitor.user = User.objects.create_user("ada", "ada@example.com")
+    assert share(visitor, "MUG-001").status_code == 204
+    [body] = bodies("product.shared")
+    assert body["client"] == {
+        "uuid": VISITOR,
+        "customId": str(visitor.user.pk),
+        "email": "ada@example.com",
+    }
+    assert body["params"] == {"sku": "MUG-001"}
+
+
+@pytest.mark.django_db
+def test_client_resolver_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    ns = run_sample("client-resolver", {"__name__": "myproject.synerise"})
+    module = types.ModuleType("myproject.synerise")
+    module.client_for = ns["client_for"]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "myproject", types.ModuleType("myproject"))
+    monkeypatch.setitem(sys.modules, "myproject.synerise", module)
+    # The dotted path exactly as the README gives it.
+    assert 'SYNERISE["CLIENT_RESOLVER"] = "myproject.synerise.client_for"' in README.read_text()
+    request = RequestFactory().get("/", HTTP_COOKIE=f"_snrs_uuid={VISITOR}")
+
+    with override_settings(
+        SYNERISE={**settings.SYNERISE, "CLIENT_RESOLVER": "myproject.synerise.client_for"}
+    ):
+        request.user = AnonymousUser()
+        assert get_client(request) is None
+        request.user = User.objects.create_user("ada")
+        assert get_client(request) == {"customId": f"account-{request.user.pk}"}
+
+
+@pytest.mark.django_db
+def test_page_title_sample(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    about = run_sample("page-title")["about"]
+    urls = url_module(monkeypatch, path("about/", about))
+
+    with override_settings(ROOT_URLCONF=urls, MIDDLEWARE=with_page_visits()):
+        client.cookies["_snrs_uuid"] = VISITOR
+        response = client.get("/about/", HTTP_USER_AGENT=BROWSER)
+
+    assert response.status_code == 200
+    [body] = bodies("page.visit")
+    assert body["params"]["title"] == "About us"
+    assert body["params"]["path"] == "/about/"
+
+
+@pytest.mark.django_db
+def test_page_visits_settings_sample(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    ns = run_sample("page-visits-settings")
+    page = run_sample("page-title")["about"]
+    urls = url_module(monkeypatch, path("about/", page), path("api/about/", page))
+    module = types.ModuleType("myproject.synerise")
+    module.page_params = ns["page_params"]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "myproject", types.ModuleType("myproject"))
+    monkeypatch.setitem(sys.modules, "myproject.synerise", module)
+    client.cookies["_snrs_uuid"] = VISITOR
+    as_callable = {**ns["SYNERISE"], "RAISE_ERRORS": True}
+    as_path = {
+        **as_callable,
+        "PAGE_VISITS": {**as_callable["PAGE_VISITS"], "PARAMS": "myproject.synerise.page_params"},
+    }
+
+    for synerise in (as_callable, as_path):
+        OutboxEvent.objects.all().delete()
+        with override_settings(SYNERISE=synerise, ROOT_URLCONF=urls, MIDDLEWARE=with_page_visits()):
+            assert check_settings() == []
+            client.get("/about/", HTTP_USER_AGENT=BROWSER)
+            client.get("/api/about/", HTTP_USER_AGENT=BROWSER)  # EXCLUDE_PATHS
+            client.get("/about/", HTTP_USER_AGENT=BROWSER, HTTP_DNT="1")  # RESPECT_DNT
+
+        [body] = bodies("page.visit")
+        assert body["params"]["path"] == "/about/"
+        assert body["params"]["language"] == "en"
+
+
+@pytest.mark.django_db
+def test_registration_sample(
+    client: Any, monkeypatch: pytest.MonkeyPatch, synerise_stand_in: LocalSynerise
+) -> None:
+    signup = run_sample("registration")["signup"]
+    urls = url_module(monkeypatch, path("signup/", signup))
+    client.cookies["_snrs_uuid"] = VISITOR
+
+    with override_settings(ROOT_URLCONF=urls):
+        response = client.post(
+            "/signup/",
+            {"username": "ada", "password1": "correct-horse-9", "password2": "correct-horse-9"},
+        )
+
+    assert response.status_code == 302
+    user = User.objects.get(username="ada")
+    expected_client = {"uuid": VISITOR, "customId": str(user.pk)}
+    assert [(row.action, row.body["client"]) for row in OutboxEvent.objects.order_by("id")] == [
+        ("client.register", expected_client),
+        ("client.login", expected_client),
+    ]
+    flush_to(synerise_stand_in)
+
+
+# -- Template tags ---------------------------------------------------------------------
+
+
+def _render(name: str, monkeypatch: pytest.MonkeyPatch, **context: Any) -> str:
+    urls = url_module(monkeypatch)
+    with override_settings(ROOT_URLCONF=urls):
+        return Template(sample(name)).render(Context(context))
+
+
+def test_recommendation_template_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    items = [
+        types.SimpleNamespace(sku=f"MUG-00{n}", name=f"Mug {n}", get_absolute_url=f"/m/{n}/")
+        for n in (1, 2)
+    ]
+    recommendation = types.SimpleNamespace(
+        correlation_id="c-1", campaign_id="similar-products", products=items
+    )
+
+    html = _render("template-recommendations", monkeypatch, recommendation=recommendation)
+
+    assert (
+        '<section data-synerise-frame="recommendation" data-synerise-correlation-id="c-1" '
+        'data-synerise-campaign-id="similar-products">'
+    ) in html
+    assert '<a href="/m/2/" data-synerise-item="MUG-002">Mug 2</a>' in html
+    assert 'data-synerise-endpoint="/synerise/beacon/"' in html
+    assert "/static/django_synerise/beacon.js" in html
+
+
+def test_search_template_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    products = [
+        types.SimpleNamespace(sku=f"TEA-00{n}", name=f"Tea {n}", get_absolute_url=f"/t/{n}/")
+        for n in (1, 2, 3)
+    ]
+    results = types.SimpleNamespace(correlation_id="s-1", products=products)
+
+    html = _render("template-search", monkeypatch, results=results)
+
+    assert '<ol data-synerise-frame="search" data-synerise-correlation-id="s-1">' in html
+    assert 'data-synerise-item="TEA-003" data-synerise-position="3"' in html
+
+
+# -- Running the flusher and operations -------------------------------------------------
+
+
+def _manage_commands(text: str) -> list[list[str]]:
+    """The argument lists of every ``manage.py <command> ...`` in ``text``."""
+    found = []
+    for line in text.splitlines():
+        line = line.split(" #", 1)[0]
+        words = shlex.split(line)
+        for index, word in enumerate(words):
+            if word.endswith("manage.py"):
+                found.append(words[index + 1 :])
+    return found
+
+
+def _parse(arguments: list[str]) -> Any:
+    """Parse ``arguments`` with the command's own parser (unknown flags fail)."""
+    command = load_command_class(
+        "django_synerise", arguments[0]
+    )  # only the package's commands appear
+    return command.create_parser("manage.py", arguments[0]).parse_args(arguments[1:])
+
+
+@pytest.mark.django_db
+def test_cron_sample_runs(synerise_stand_in: LocalSynerise) -> None:
+    [arguments] = _manage_commands(sample("cron"))
+    assert sample("cron").startswith("* * * * * cd /srv/shop && ")
+    assert _parse(arguments).max_events == 100000
+    track("dog.bark", client={"customId": "7"})
+
+    call_command(*arguments, stdout=io.StringIO())
+
+    assert synerise_stand_in.count == 1
+
+
+@pytest.mark.parametrize("name", ["systemd", "supervisor"])
+def test_service_samples_run_a_loop_worker(name: str) -> None:
+    config = configparser.RawConfigParser()
+    config.read_string(sample(name))
+    section = "Service" if name == "systemd" else "program:synerise-flush"
+    key = "ExecStart" if name == "systemd" else "command"
+    line = config.get(section, key)
+    [arguments] = _manage_commands(line)
+
+    options = _parse(arguments)
+
+    assert options.loop is True and options.interval == 5.0
+    assert line.startswith("/srv/shop/.venv/bin/python manage.py")
+
+
+def test_celery_beat_sample_names_the_task() -> None:
+    from django_synerise.tasks import flush_outbox
+
+    schedule = run_sample("celery-beat")["CELERY_BEAT_SCHEDULE"]
+
+    entry = schedule["synerise-flush-outbox"]
+    assert entry["task"] == flush_outbox.name
+    assert entry["schedule"] == 10.0
+
+
+@pytest.mark.django_db
+def test_outbox_command_samples(synerise_stand_in: LocalSynerise) -> None:
+    commands = _manage_commands(sample("outbox-commands"))
+    assert [arguments[1] for arguments in commands] == [
+        "stats",
+        "stats",
+        "show",
+        "requeue",
+        "requeue",
+        "purge",
+    ]
+    for arguments in commands:
+        _parse(arguments)
+    row = track("page.visit", client={"customId": "7"}, params={"url": "https://shop.example/"})
+    assert row is not None
+    OutboxEvent.objects.filter(pk=row.pk).update(status=OutboxEvent.Status.DEAD)
+    out = io.StringIO()
+
+    for arguments in commands:
+        # The README's ids are examples: use the row this test made.
+        real = [str(row.pk) if word in ("42", "43") else word for word in arguments]
+        if real[1:] == ["requeue", "--id", str(row.pk), "--id", str(row.pk)]:
+            real = real[:4]
+        call_command(*real, stdout=out)
+
+    # The requeue lines made the dead row pending again; a flush delivers it.
+    flush_to(synerise_stand_in)
+
+
+@pytest.mark.django_db
+def test_health_view_sample() -> None:
+    synerise_health = run_sample("health-view")["synerise_health"]
+    request = RequestFactory().get("/health/")
+
+    healthy = synerise_health(request)
+    assert healthy.status_code == 200
+    assert set(json.loads(healthy.content)) >= {"pending", "dead", "oldest_pending_age"}
+
+    track("dog.bark", client={"customId": "7"})
+    OutboxEvent.objects.update(status=OutboxEvent.Status.DEAD)
+    unhealthy = synerise_health(request)
+    assert unhealthy.status_code == 503
+    assert json.loads(unhealthy.content)["dead"] == 1
+
+
+# -- Testing with the stand-in ---------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_stand_in_sample() -> None:
+    ns = run_sample("stand-in")  # asserts what the stand-in received itself
+
+    assert ns["synerise"].count == 1
+    assert OutboxEvent.objects.get().status == OutboxEvent.Status.SENT
+
+
+def _normalised(code: str) -> str:
+    return "\n".join(line.rstrip() for line in textwrap.dedent(code).strip().splitlines())
+
+
+@needs_example
+@pytest.mark.parametrize(
+    ("name", "path"),
+    [
+        ("pytest-conftest", "conftest.py"),
+        ("pytest-test", "shop/tests/test_tracking.py"),
+    ],
+)
+def test_pytest_samples_are_the_example_shops_own_tests(name: str, path: str) -> None:
+    """Mirrors: tests/test_example_project.py runs the example shop's tests."""
+    assert _normalised(sample(name)) in _normalised((EXAMPLE / path).read_text())
+
+
+# -- Samples about the shop's models: run in the example project -----------------------
+
+SHOP_SETUP = """
+from django.conf import settings
+from django.test import override_settings
+from django_synerise.hooks import untrack_model
+from django_synerise.models import OutboxEvent
+from django_synerise.testing import LocalSynerise
+from shop.models import Cart, CartLine, Order, Product
+
+VISITOR = "0f8fad5b-d9cb-469f-a165-70867728950e"
+product = Product.objects.create(sku="MUG-001", name="Mug", category="Kitchen", price="12.50")
+
+def deliver():
+    with LocalSynerise() as server:
+        stand_in = {"API_BASE_URL": server.url, "API_KEY": server.api_key,
+                    "TRACKER_KEY": server.tracker_key, "RAISE_ERRORS": True}
+        with override_settings(SYNERISE={**settings.SYNERISE, **stand_in}):
+            from django.core.management import call_command
+            call_command("synerise_flush")
+        assert server.count == OutboxEvent.objects.count() > 0, server.report()
+"""
+
+SHOP_CHECKS = {
+    "model-hooks": """
+import shop
+untrack_model(CartLine)
+untrack_model(Order)
+cart = Cart.objects.create(visitor_uuid=VISITOR)
+cart.lines.create(product=product, quantity=1, unit_price=product.price)
+assert not OutboxEvent.objects.exists()  # no hooks left: the sample's must make the events
+
+ShopConfig("shop", shop).ready()
+cart = Cart.objects.create(visitor_uuid=VISITOR)
+cart.lines.create(product=product, quantity=2, unit_price=product.price)
+order = Order.objects.create(cart=cart, email="ada@example.com", total="25.00", currency="EUR")
+
+rows = {row.action: row.body for row in OutboxEvent.objects.all()}
+assert set(rows) == {"product.addToCart", "transaction.charge"}, rows
+assert rows["product.addToCart"]["client"] == {"uuid": VISITOR}
+assert rows["product.addToCart"]["params"] == {"sku": "MUG-001", "quantity": 2}
+transaction = rows["transaction.charge"]
+assert transaction["orderId"] == str(order.pk)
+assert transaction["client"] == {"email": "ada@example.com"}
+assert transaction["products"] == [
+    {"sku": "MUG-001", "quantity": 2, "finalUnitPrice": {"amount": 12.5, "currency": "EUR"}}
+]
+assert transaction["revenue"] == {"amount": 25.0, "currency": "EUR"}
+deliver()
+""",
+    "model-hook-decorator": """
+from django.db import connection
+with connection.schema_editor() as editor:
+    editor.create_model(Review)
+draft = Review.objects.create(email="ada@example.com", stars=4)
+assert not OutboxEvent.objects.exists()  # when= filters unpublished reviews
+draft.published = True
+draft.save()
+Review.objects.create(email="bob@example.com", stars=5, published=True)
+rows = [(row.action, row.body["client"], row.body["params"]) for row in OutboxEvent.objects.order_by("id")]
+assert rows == [
+    ("review.posted", {"email": "ada@example.com"}, {"stars": 4}),
+    ("review.posted", {"email": "bob@example.com"}, {"stars": 5}),
+], rows
+deliver()
+""",
+    "model-events-setting": """
+untrack_model(CartLine)
+cart = Cart.objects.create(visitor_uuid=VISITOR)
+cart.lines.create(product=product, quantity=1, unit_price=product.price)
+assert not OutboxEvent.objects.exists()
+
+with override_settings(SYNERISE={**settings.SYNERISE, **SYNERISE}):
+    cart.lines.create(product=product, quantity=3, unit_price=product.price)
+[row] = OutboxEvent.objects.all()
+assert row.action == "product.addToCart"
+assert row.body["client"] == {"uuid": VISITOR}
+assert row.body["params"]["sku"] == "MUG-001" and row.body["params"]["quantity"] == 3
+deliver()
+""",
+}
+
+SHOP_RUNNER = """
+import json, os, sys
+sys.path.insert(0, sys.argv[1])
+os.environ["DJANGO_SETTINGS_MODULE"] = "shopsite.settings"
+import django
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+with open(sys.argv[2]) as parts:
+    setup, code, check = json.load(parts)
+ns = {"__name__": "shop.readme_sample", "__package__": "shop"}
+exec(compile(setup, "setup", "exec"), ns)
+exec(compile(code, "README.md", "exec"), ns)
+exec(compile(check, "check", "exec"), ns)
+print("sample ok")
+"""
+
+
+def _shop_env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "DJANGO_SETTINGS_MODULE" and not key.startswith("SYNERISE_")
+    }
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp_path / 'shop.sqlite3'}",
+        SYNERISE_API_KEY="",
+        SYNERISE_TRACKER_KEY="",
+        DEBUG="True",
+    )
+    return env
+
+
+@needs_example
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(SHOP_CHECKS))
+def test_shop_model_samples_run_in_the_example_project(name: str, tmp_path: Path) -> None:
+    runner = tmp_path / "runner.py"
+    runner.write_text(SHOP_RUNNER)
+    parts = tmp_path / "parts.json"
+    parts.write_text(json.dumps([SHOP_SETUP, sample(name), SHOP_CHECKS[name]]))
+
+    result = subprocess.run(
+        [sys.executable, str(runner), str(EXAMPLE), str(parts)],
+        env=_shop_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "sample ok" in result.stdout
+
+
+# -- Quickstart and installation -------------------------------------------------------
+
+
+@needs_example
+def test_quickstart_commands_are_make_targets() -> None:
+    assert sample("quickstart").splitlines()[:2] == [
+        "make demo    # set up .venv, run the example shop's traffic, deliver it, print what arrived",
+        "make test    # ruff, mypy and the whole test suite",
+    ]
+    result = subprocess.run(
+        ["make", "-n", "-W", "pyproject.toml", "demo", "test"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "example_project/manage.py demo" in result.stdout
+    for tool in ("ruff check", "mypy django_synerise", "-m pytest"):
+        assert tool in result.stdout
+
+
+@needs_example
+def test_run_by_hand_commands_exist() -> None:
+    """tests/test_example_project.py clicks through the served shop this way."""
+    make, stand_in, flush = sample("run-by-hand").splitlines()
+    assert make.startswith("make run ")
+    assert shlex.split(stand_in.split("#")[0]) == [
+        ".venv/bin/python",
+        "-m",
+        "django_synerise.testing",
+        "--port",
+        "8089",
+    ]
+    help_text = subprocess.run(
+        [sys.executable, "-m", "django_synerise.testing", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    assert "--port" in help_text
+    [arguments] = _manage_commands(flush)
+    assert _parse(arguments).loop is True
+    # The example shop sends to that port when no key is set.
+    assert '"http://127.0.0.1:8089"' in (EXAMPLE / "shopsite" / "settings.py").read_text()
+
+
+def test_pip_line_names_this_distribution() -> None:
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    name = re.search(r'^name = "([^"]+)"$', pyproject, re.MULTILINE)
+    assert name is not None
+    assert sample("pip").strip() == f"pip install {name.group(1)}"
+    assert f"pip install {name.group(1)}[celery]" in README.read_text()
+    assert re.search(r"^celery = \[", pyproject, re.MULTILINE)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_add_to_an_existing_project_in_a_fresh_startproject(tmp_path: Path) -> None:
+    """The README's steps, literally, in a new ``django-admin startproject``."""
+    site = tmp_path / "site"
+    site.mkdir()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("DJANGO_SETTINGS_MODULE", "DATABASE_URL") and not key.startswith("SYNERISE_")
+    }
+    django_admin = Path(sys.executable).with_name("django-admin")
+    subprocess.run(
+        [str(django_admin), "startproject", "mysite", str(site)], check=True, env=env, timeout=60
+    )
+    with (site / "mysite" / "settings.py").open("a") as settings_file:
+        settings_file.write("\n" + sample("startproject-settings"))
+    with (site / "mysite" / "urls.py").open("a") as urls_file:
+        urls_file.write("\n" + sample("startproject-urls"))
+
+    # The README's port, moved to a free one so that tests may run side by side.
+    port = str(_free_port())
+    [stand_in_line] = sample("startproject-stand-in").splitlines()
+    stand_in_command = shlex.split(stand_in_line.replace("8089", port))
+    assert stand_in_command[:3] == ["python", "-m", "django_synerise.testing"]
+    stand_in = subprocess.Popen(
+        [sys.executable, *stand_in_command[1:]],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    outputs = []
+    try:
+        assert stand_in.stdout is not None
+        assert stand_in.stdout.readline().strip() == f"http://127.0.0.1:{port}"
+        for line in sample("startproject-steps").splitlines():
+            words = shlex.split(line.replace("8089", port))
+            if words[0] == "export":
+                env.update(word.split("=", 1) for word in words[1:])
+                continue
+            assert words[:2] == ["python", "manage.py"], line
+            result = subprocess.run(
+                [sys.executable, *words[1:]],
+                cwd=site,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert result.returncode == 0, f"{line}\n{result.stdout}\n{result.stderr}"
+            outputs.append(result.stdout)
+    finally:
+        stand_in.send_signal(signal.SIGINT)
+        report, _ = stand_in.communicate(timeout=10)
+
+    assert outputs[-1].startswith("sent 1, retried 0, dead 0, remaining 0"), outputs[-1]
+    assert re.search(r"^v4-batch\s+custom\s+1$", report, re.MULTILINE), report
+    # And the project passes its system checks with the README's settings.
+    check = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=site,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert check.returncode == 0, check.stderr
+    assert "System check identified no issues" in check.stdout, check.stdout + check.stderr
+
+
+def test_readme_samples_do_not_use_unfinished_placeholders() -> None:
+    for block in BLOCKS:
+        if block.language == "python":
+            assert "..." not in block.code, f"README.md:{block.line} has a placeholder"
