@@ -291,6 +291,32 @@ def test_frames_added_later_and_frames_taller_than_the_screen(page: Any) -> None
     assert row.body["items"] == ["x-1", "x-2"]  # each item once, in page order
 
 
+def test_a_view_waits_for_the_profile_cookie_of_a_first_visit(page: Any) -> None:
+    # First visit: Synerise's tracker sets _snrs_uuid a moment after the page loads.
+    page.context.clear_cookies()
+    open_page(page)
+    watch(page, "#frame")
+    page.locator("#frame").scroll_into_view_if_needed()
+    wait_seen(page, "#frame", visible=True)
+    assert page.evaluate("() => window.__beacons") == []  # nobody to attribute it to yet
+
+    with page.expect_response(is_beacon) as response:
+        page.evaluate("(uuid) => { document.cookie = '_snrs_uuid=' + uuid + '; path=/'; }", VISITOR)
+    assert response.value.status == 204
+    [row] = ai_rows()
+    assert row.batch_type == "recommendation.view"
+    assert row.body["clientUUID"] == VISITOR
+
+
+def test_a_view_lists_at_most_beacon_max_items(page: Any) -> None:
+    with override_settings(SYNERISE={**settings.SYNERISE, "BEACON_MAX_ITEMS": 2}):
+        open_page(page)
+        with page.expect_response(is_beacon) as response:
+            page.locator("#frame").scroll_into_view_if_needed()
+    assert response.value.status == 204
+    assert ai_rows()[0].body["items"] == ITEMS[:2]
+
+
 def test_everything_runs_under_a_nonce_only_csp(page: Any) -> None:
     # The tracker SDK is served locally in place of Synerise's CDN: no test reaches the internet.
     page.route(

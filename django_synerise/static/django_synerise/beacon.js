@@ -31,6 +31,10 @@
     /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![0-9a-z-])/i;
   var NIL_UUID = /^(0{8}-0{4}-0{4}-0{4}-0{12}|f{8}-f{4}-f{4}-f{4}-f{12})$/;
   var viewed = new WeakSet();
+  var waiting = []; // views waiting for the visitor's profile cookie
+  var profileRetries = 0;
+  var PROFILE_RETRY_MS = 500;
+  var PROFILE_RETRIES = 20;
 
   function cookie(name) {
     var match = document.cookie.match(new RegExp("(?:^|;\\s*)" + name + "=([^;]*)"));
@@ -86,8 +90,23 @@
     if (!correlationId || !endpoint) {
       return;
     }
+    // Without a Synerise profile the event could not be attributed. On a first
+    // visit the tracker sets its cookie a moment after the page loads, so a view
+    // waits for it a little; a click cannot wait (the page is going away).
+    var clientUUID = cookieUUID();
+    if (!clientUUID) {
+      if (type === "recommendation.view") {
+        waiting.push(function () {
+          send(type, frame, items, position);
+        });
+        if (waiting.length === 1) {
+          setTimeout(retryWaiting, PROFILE_RETRY_MS);
+        }
+      }
+      return;
+    }
     if (!direct) {
-      // The server takes the visitor from the _snrs_uuid cookie, never from the body.
+      // The server reads the visitor from the cookie itself, never from the body.
       var beacon = { type: type, correlationId: correlationId, items: items };
       if (campaignId) {
         beacon.campaignId = campaignId;
@@ -97,10 +116,6 @@
       }
       post(beacon);
       return;
-    }
-    var clientUUID = cookieUUID();
-    if (!clientUUID) {
-      return; // No Synerise profile yet: the event could not be attributed.
     }
     var event = { correlationId: correlationId, clientUUID: clientUUID };
     if (api === "ai-compat" && type !== "recommendation.view") {
@@ -116,6 +131,21 @@
       event.campaignId = campaignId;
     }
     post({ eventType: type, items: [event] });
+  }
+
+  function retryWaiting() {
+    if (!cookieUUID() && ++profileRetries < PROFILE_RETRIES) {
+      setTimeout(retryWaiting, PROFILE_RETRY_MS);
+      return;
+    }
+    var ready = waiting;
+    waiting = [];
+    profileRetries = 0;
+    if (cookieUUID()) {
+      for (var i = 0; i < ready.length; i++) {
+        ready[i]();
+      }
+    }
   }
 
   function itemsOf(frame) {
