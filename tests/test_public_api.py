@@ -109,6 +109,19 @@ def test_track_many_signature():
     assert params(django_synerise.track_many) == [("events", P.POSITIONAL_OR_KEYWORD, "<required>")]
 
 
+def test_track_model_signature():
+    assert params(django_synerise.track_model) == [
+        ("model", P.POSITIONAL_OR_KEYWORD, None),
+        ("action", P.KEYWORD_ONLY, None),
+        ("event_type", P.KEYWORD_ONLY, None),
+        ("on", P.KEYWORD_ONLY, ("created",)),
+        ("client", P.KEYWORD_ONLY, None),
+        ("params", P.KEYWORD_ONLY, None),
+        ("when", P.KEYWORD_ONLY, None),
+        ("transaction", P.KEYWORD_ONLY, None),
+    ]
+
+
 def test_events_module_exports_the_builders_the_readme_uses():
     from django_synerise import events
 
