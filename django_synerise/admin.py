@@ -67,7 +67,9 @@ class EstimatedCountPaginator(_Paginator):
     :attr:`count_is_exact` and :attr:`count_label` tell templates which it is.
     """
 
-    #: Rows counted at most; also the smallest estimate that is trusted.
+    #: Rows counted at most; also the smallest estimate that is trusted. Keep it
+    #: above the admin's ``list_max_show_all`` (200), or "Show all" would be
+    #: offered for a count that is only a lower bound.
     count_limit = 10_000
 
     @cached_property
