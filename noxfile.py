@@ -27,6 +27,9 @@ nox.options.error_on_missing_interpreters = True
 nox.options.download_python = "never"
 nox.options.reuse_venv = "yes"
 
+# Each cell picks its databases itself; an inherited DATABASE_URL would turn the
+# SQLite run into a second run on that database.
+os.environ.pop("DATABASE_URL", None)
 POSTGRES_URL = os.environ.get("MATRIX_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
 PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "-m", "not browser and not soak"]
 
@@ -86,17 +89,28 @@ _use_pyenv_interpreters()
 def tests(session: nox.Session, django: str) -> None:
     """Run the suite for one Python x Django cell (SQLite, plus PostgreSQL where tagged)."""
     session.install("-e", ".[test]", DJANGO[django])
-    session.run("python", "-m", "django", "--version")
-    session.run("python", "-m", "pytest", *PYTEST_ARGS, *session.posargs)
+    # Fail a cell that did not get the interpreter or Django series it claims to prove.
+    session.run(
+        "python",
+        "-c",
+        "import sys, django; "
+        "print('Python', sys.version.split()[0], 'Django', django.__version__); "
+        f"assert '%d.%d' % sys.version_info[:2] == '{session.python}', 'wrong Python'; "
+        f"assert '%d.%d' % django.VERSION[:2] == '{django}', 'wrong Django'",
+    )
+    databases: dict[str, str | None] = {"SQLite": None}
     if "postgres" in _tags(session.python, django):
-        session.run(
-            "python",
-            "-m",
-            "pytest",
-            *PYTEST_ARGS,
-            *session.posargs,
-            env={"DATABASE_URL": POSTGRES_URL},
-        )
+        databases["PostgreSQL"] = POSTGRES_URL
+    failed: list[str] = []
+    for name, url in databases.items():
+        env = {"DATABASE_URL": url} if url else {}
+        # Run every database even when one fails: both results are worth having.
+        try:
+            session.run("python", "-m", "pytest", *PYTEST_ARGS, *session.posargs, env=env)
+        except nox.command.CommandFailed:
+            failed.append(name)
+    if failed:
+        session.error(f"the suite failed on {' and '.join(failed)}")
 
 
 def _tags(python: object, django: str) -> list[str]:
