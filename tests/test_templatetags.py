@@ -347,3 +347,71 @@ def test_the_longest_accepted_id_still_renders() -> None:
         ]
         == item
     )
+
+
+# The template of the README's "Recommendation beacons" section, verbatim.
+README_TEMPLATE = """\
+{% load synerise %}
+<head>
+  {% synerise_tracking_code %}
+  {% synerise_beacon_script %}
+</head>
+<body>
+  <div {% synerise_recommendation_frame rec.correlation_id campaign_id=rec.campaign_id %}>
+    {% for product in rec.products %}
+      <a href="{{ product.url }}" {% synerise_recommendation_item product.sku %}>{{ product.name }}</a>
+    {% endfor %}
+  </div>
+
+  <ol {% synerise_search_results search.correlation_id %}>
+    {% for hit in search.hits %}
+      <li><a href="{{ hit.url }}" {% synerise_search_item hit.sku forloop.counter %}>{{ hit.name }}</a></li>
+    {% endfor %}
+  </ol>
+</body>
+"""
+
+
+def test_readme_template(nonce_request: Any) -> None:
+    html = Template(README_TEMPLATE).render(
+        Context(
+            {
+                "request": nonce_request,
+                "rec": {
+                    "correlation_id": "c-1",
+                    "campaign_id": "k-1",
+                    "products": [{"url": "/p/1/", "sku": "sku-1", "name": "One"}],
+                },
+                "search": {
+                    "correlation_id": "s-1",
+                    "hits": [{"url": "/p/2/", "sku": "sku-2", "name": "Two"}],
+                },
+            }
+        )
+    )
+    elements = parse(html).elements
+    scripts = [attrs for tag, attrs in elements if tag == "script"]
+    assert [attrs["nonce"] for attrs in scripts] == ["r4nd0m-n0nce", "r4nd0m-n0nce"]
+    assert (
+        "div",
+        {
+            "data-synerise-frame": "recommendation",
+            "data-synerise-correlation-id": "c-1",
+            "data-synerise-campaign-id": "k-1",
+        },
+    ) in elements
+    assert ("a", {"href": "/p/1/", "data-synerise-item": "sku-1"}) in elements
+    assert ("ol", {"data-synerise-frame": "search", "data-synerise-correlation-id": "s-1"}) in (
+        elements
+    )
+    assert (
+        "a",
+        {"href": "/p/2/", "data-synerise-item": "sku-2", "data-synerise-position": "1"},
+    ) in (elements)
+
+
+def test_readme_tracking_code_option() -> None:
+    html = render("{% synerise_tracking_code customPageVisit=True %}")
+    assert json.loads(attrs_of(html, "script")["data-synerise-options"] or "") == {
+        "customPageVisit": True
+    }
