@@ -101,7 +101,8 @@ Beacons and template tags
         ``"first-party"``: the browser posts to this site's endpoint;
         ``"direct"``: straight to Synerise's AI events API with the tracker key.
     ``BEACON_THROTTLE_RATE`` (``"120/min"``)
-        DRF throttle rate of the beacon endpoint, per visitor.
+        DRF throttle rate of the beacon endpoint, per client address (DRF's ``get_ident``;
+        set ``REST_FRAMEWORK["NUM_PROXIES"]`` behind a proxy).
     ``BEACON_MAX_BYTES`` (``16384``) and ``BEACON_MAX_ITEMS`` (``100``)
         Size caps of one beacon.
     ``BEACON_ALLOWED_ORIGINS`` (``[]``)
