@@ -454,3 +454,16 @@ def test_middleware_adapts_to_the_stack() -> None:
 
     assert iscoroutinefunction(PageVisitMiddleware(async_view))
     assert not iscoroutinefunction(PageVisitMiddleware(lambda request: None))
+
+
+def test_every_listed_entry_is_recognised() -> None:
+    from django_synerise.bots import BOT_PREFIXES, BOT_SUBSTRINGS
+
+    for prefix in BOT_PREFIXES:
+        assert is_bot(prefix.upper() + "1.0"), prefix
+    # Prefixes only count at the start of the user agent.
+    assert not is_bot("Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36 ruby feed")
+    for fragment in BOT_SUBSTRINGS:
+        assert is_bot(f"Mozilla/5.0 (X11; Linux) {fragment.title()} Safari/537.36"), fragment
+    assert is_bot("Mozilla/5.0 (compatible)")
+    assert not is_bot("Mozilla/5.0 (compatible) Firefox/127.0")
