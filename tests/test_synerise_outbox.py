@@ -239,9 +239,9 @@ def test_readme_health_endpoint():
     from django_synerise.outbox import health
 
     def synerise_health(request):
-        state = health()
-        stuck = state.oldest_pending_age is not None and state.oldest_pending_age > 15 * 60
-        return JsonResponse(state.as_dict(), status=503 if stuck else 200)
+        status = health()
+        healthy = status.dead == 0 and (status.oldest_pending_age or 0) < 15 * 60
+        return JsonResponse(status.as_dict(), status=200 if healthy else 503)
 
     request = RequestFactory().get("/health/synerise/")
     row = track()
@@ -252,6 +252,10 @@ def test_readme_health_endpoint():
     response = synerise_health(request)
     assert response.status_code == 503
     assert json.loads(response.content)["oldest_pending_age"] > 15 * 60
+    set_fields(row, created_at=timezone.now(), status="dead")
+    response = synerise_health(request)
+    assert response.status_code == 503
+    assert json.loads(response.content)["dead"] == 1
 
 
 def test_readme_command_lines():
