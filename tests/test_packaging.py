@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import sysconfig
@@ -108,6 +109,53 @@ def test_sdist_ships_app_files_tests_and_docs(sdist: Path) -> None:
 
 def test_long_description_renders(dist: Path) -> None:
     _run(sys.executable, "-m", "twine", "check", "--strict", *sorted(dist.iterdir()))
+
+
+def _matrix(*nox_args: str) -> list[dict[str, Any]]:
+    pytest.importorskip("nox", reason="nox is in the dev extra")
+    listed = _run(sys.executable, "-m", "nox", "--list", "--json", *nox_args, cwd=ROOT)
+    cells: list[dict[str, Any]] = json.loads(listed.stdout)
+    return cells
+
+
+def test_classifiers_claim_exactly_what_the_matrix_runs(wheel: Path) -> None:
+    cells = _matrix()
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = archive.read(
+            f"django_synerise-{django_synerise.__version__}.dist-info/METADATA"
+        ).decode()
+    classifiers = [
+        line.removeprefix("Classifier: ")
+        for line in metadata.splitlines()
+        if line.startswith("Classifier: ")
+    ]
+    pythons = {
+        c.rsplit(" :: ", 1)[1]
+        for c in classifiers
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    }
+    djangos = {
+        c.rsplit(" :: ", 1)[1]
+        for c in classifiers
+        if re.fullmatch(r"Framework :: Django :: \d+\.\d+", c)
+    }
+    assert pythons == {cell["python"] for cell in cells}
+    assert djangos == {cell["call_spec"]["django"] for cell in cells}
+    oldest = min(pythons, key=lambda v: tuple(map(int, v.split("."))))
+    assert f"Requires-Python: >={oldest}" in metadata.splitlines()
+
+
+def test_ci_runs_the_corner_cells_and_postgresql_for_both_series() -> None:
+    cells = {(c["python"], c["call_spec"]["django"]): c["tags"] for c in _matrix()}
+    assert set(cells) == {
+        *(("3.10", "5.2"), ("3.11", "5.2"), ("3.12", "5.2"), ("3.13", "5.2")),
+        *(("3.12", series) for series in ("6.0", "6.1")),
+        *(("3.13", series) for series in ("6.0", "6.1")),
+    }
+    ci = {(c["python"], c["call_spec"]["django"]) for c in _matrix("--tags", "ci")}
+    assert ci == {("3.10", "5.2"), ("3.13", "6.1")}
+    postgres = {cell for cell, tags in cells.items() if "postgres" in tags}
+    assert postgres == {("3.11", "5.2"), ("3.13", "6.1")}
 
 
 @pytest.fixture(scope="module")
