@@ -92,7 +92,11 @@ _SUMMARY = re.compile(r"sent (\d+), retried (\d+), dead (\d+), remaining (\S+) i
 
 
 class Worker:
-    """One ``synerise_flush`` process. Its stdout is read by a thread, never left to fill a pipe."""
+    """A worker process (``synerise_flush`` by default, or ``module``'s ``__main__``).
+
+    Its stdout (with stderr when ``merge_stderr``) is read by a thread, never left
+    to fill a pipe; the line containing ``ready_marker`` marks it ready.
+    """
 
     def __init__(
         self,
@@ -102,11 +106,15 @@ class Worker:
         log_dir: Path,
         *,
         module: str = "tests.workers",
+        ready_marker: str = "ready ",
+        merge_stderr: bool = False,
     ) -> None:
         self.name = name
         self.args = list(args)
         self.env = dict(env)
         self.module = module
+        self.ready_marker = ready_marker
+        self.merge_stderr = merge_stderr
         self.stderr_path = log_dir / f"{name}.stderr"
         self.lines: list[str] = []
         self._ready = threading.Event()
@@ -120,7 +128,7 @@ class Worker:
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,
-            stderr=stderr,
+            stderr=subprocess.STDOUT if self.merge_stderr else stderr,
             text=True,
         )
         stderr.close()
@@ -131,7 +139,7 @@ class Worker:
         assert self.process is not None and self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
-            if line.startswith("ready "):
+            if self.ready_marker in line:
                 self._ready.set()
         self._stdout_closed.set()
 
