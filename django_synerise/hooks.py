@@ -72,6 +72,7 @@ __all__ = [
     "CHANGES",
     "ModelHook",
     "connect_configured_hooks",
+    "registered_hooks",
     "track_model",
     "track_registration",
     "untrack_model",

@@ -190,3 +190,29 @@ def test_unimportable_resolver_is_swallowed_by_default(caplog: pytest.LogCapture
     ):
         assert get_client(make_request({"_snrs_uuid": UUID})) is None
     assert "CLIENT_RESOLVER" in caplog.text
+
+
+# The README's CLIENT_RESOLVER example, verbatim.
+
+
+def synerise_client(request: Any) -> dict[str, Any] | None:
+    if request.user.is_staff:
+        return None  # staff browsing the shop are not customers
+    client = user_client(request.user) or {}
+    if uuid := get_cookie_uuid(request):
+        client["uuid"] = uuid
+    return client or None
+
+
+@pytest.mark.django_db
+def test_readme_client_resolver() -> None:
+    customer = User.objects.create_user("fay", email="fay@example.com")
+    staff = User.objects.create_user("sam", email="sam@example.com", is_staff=True)
+    with synerise(CLIENT_RESOLVER="tests.test_identity.synerise_client"):
+        assert get_client(make_request({"_snrs_uuid": UUID}, user=customer)) == {
+            "customId": str(customer.pk),
+            "email": "fay@example.com",
+            "uuid": UUID,
+        }
+        assert get_client(make_request({"_snrs_uuid": UUID}, user=staff)) is None
+        assert get_client(make_request({"_snrs_uuid": UUID})) == {"uuid": UUID}

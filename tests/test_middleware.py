@@ -467,3 +467,23 @@ def test_every_listed_entry_is_recognised() -> None:
         assert is_bot(f"Mozilla/5.0 (X11; Linux) {fragment.title()} Safari/537.36"), fragment
     assert is_bot("Mozilla/5.0 (compatible)")
     assert not is_bot("Mozilla/5.0 (compatible) Firefox/127.0")
+
+
+# The README's PAGE_VISITS example (with this suite's paths).
+def page_params(request: Any, response: Any) -> dict[str, Any]:
+    match = request.resolver_match
+    return {"view": match.view_name if match else None}
+
+
+def test_readme_page_visits_settings(visitor: Client) -> None:
+    with page_visits(
+        EXCLUDE_PATHS=[r"^/producers/pages/private/", r"^/producers/pages/streaming/"],
+        RESPECT_DNT=True,
+        PARAMS="tests.test_middleware.page_params",
+    ):
+        visitor.get("/producers/pages/private/account/")
+        visitor.get("/producers/pages/streaming/")
+        visitor.get("/producers/pages/plain/", HTTP_SEC_GPC="1")
+        visitor.get("/producers/pages/plain/")
+    [event] = events()
+    assert event["params"]["view"] == "producer-page"
