@@ -80,6 +80,10 @@ def test_auth_events_are_switchable_at_signal_time(visitor: Client, ann: User) -
         visitor.post("/producers/auth/sign-in/", {"username": "ann"})
         visitor.post("/producers/auth/sign-out/")
     assert [row.batch_type for row in rows()] == ["logged-out"]
+    with auth_switches(LOGGED_IN=True, LOGGED_OUT=False):
+        visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+        visitor.post("/producers/auth/sign-out/")
+    assert [row.batch_type for row in rows()] == ["logged-out", "logged-in"]
 
 
 def test_sign_up_view_one_liner(visitor: Client) -> None:
