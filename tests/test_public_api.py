@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from django.test import override_settings
 
 import django_synerise
@@ -185,3 +186,14 @@ def test_a_removed_rename_is_rejected_as_unknown():
         pytest.raises(SyneriseConfigurationError, match=r"Unknown key.*FLUSH_BATCH"),
     ):
         synerise_settings.BATCH_SIZE
+
+
+def test_warnings_as_errors_make_manage_py_check_fail_on_a_renamed_key(renamed):
+    # The README's advice: `python -W error::DeprecationWarning manage.py check`.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        with (
+            pytest.raises(DeprecationWarning, match=r'rename it to SYNERISE\["BATCH_SIZE"\]'),
+            override_settings(SYNERISE={"FLUSH_BATCH": 250, "API_KEY": "k"}),
+        ):
+            call_command("check", tags=["synerise"])
