@@ -45,6 +45,12 @@ run: $(STAMP)
 	$(BIN)/python example_project/manage.py seed_shop
 	$(BIN)/python example_project/manage.py runserver 127.0.0.1:8000
 
+# Benchmarks (bench/README.md): a table on stdout and bench/results.json. Quick sizes by
+# default, BENCH_FULL=1 for a million events; SQLite always, PostgreSQL too when
+# DATABASE_URL points at one (in a database named "bench", never the tests' own).
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
 # The Python x Django matrix (noxfile.py). NOX_ARGS="-t ci" runs only the corner cells.
 matrix: $(STAMP)
 	$(BIN)/nox $(or $(NOX_ARGS),-s tests)

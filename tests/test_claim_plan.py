@@ -1,5 +1,8 @@
 """The claim reads the partial index ``synerise_outbox_due``, not the table (PostgreSQL).
 
+(At the end: the ``make bench`` lines of the README, which measure the claim and
+the rest of the delivery path, run at a tiny size.)
+
 The outbox keeps sent rows for ``RETAIN_SENT`` days and dead rows until purged,
 so the table can hold millions of rows while a few hundred are pending. The
 claim must cost O(batch), whatever else the table holds: the planner has to
@@ -11,7 +14,13 @@ sends through ``EXPLAIN`` on a table shaped like a real one, after ``ANALYZE``.
 from __future__ import annotations
 
 import json
+import os
+import re
+import shlex
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,11 +30,9 @@ from django.test.utils import CaptureQueriesContext
 from django_synerise import outbox
 from django_synerise.models import OutboxEvent
 
-pytestmark = [
-    pytest.mark.postgres,
-    pytest.mark.skipif(connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL plans"),
-    pytest.mark.django_db,
-]
+postgres_only = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL plans"
+)
 
 TABLE = OutboxEvent._meta.db_table
 SENT, DEAD, PENDING = 60_000, 15_000, 2_000
@@ -87,6 +94,9 @@ def _explain(statement: str, *options: str) -> list[dict[str, Any]]:
     return list(_nodes(document[0]["Plan"]))
 
 
+@pytest.mark.postgres
+@postgres_only
+@pytest.mark.django_db
 def test_claim_plan_walks_the_partial_index_and_never_scans_the_table(realistic_outbox):
     nodes = _explain(_claim_statement(100))
 
@@ -106,6 +116,9 @@ def test_claim_plan_walks_the_partial_index_and_never_scans_the_table(realistic_
     ]
 
 
+@pytest.mark.postgres
+@postgres_only
+@pytest.mark.django_db
 def test_claim_reads_one_batch_of_index_entries_not_the_backlog(realistic_outbox):
     # ANALYZE runs the UPDATE again, leasing the next 100 rows (inside this
     # test's transaction, rolled back after it).
@@ -119,3 +132,95 @@ def test_claim_reads_one_batch_of_index_entries_not_the_backlog(realistic_outbox
     # A few pages of index and heap for 100 rows, not the table's thousands.
     pages = scan["Shared Hit Blocks"] + scan["Shared Read Blocks"]
     assert pages < 100, pages
+
+
+# -- make bench ------------------------------------------------------------------------
+# The benchmarks that measure the claim (and the rest of the delivery path) live in
+# bench/. These run the README's `make bench` lines at a tiny size: every line must
+# name the target and settings bench/run.py documents, and produce a table and a
+# results document whose figures add up.
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _bench_sample() -> list[str]:
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- test: bench -->\s*```bash\n(.*?)```", text, re.S)
+    if found is None:
+        pytest.skip("README.md has no `make bench` sample yet")
+    return [line.split("#", 1)[0].strip() for line in found.group(1).splitlines() if line.strip()]
+
+
+def _documented_settings() -> set[str]:
+    import bench.run
+
+    return set(re.findall(r"``(BENCH_\w+|DATABASE_URL)=", bench.run.__doc__ or ""))
+
+
+def _postgres_reachable(url: str) -> bool:
+    import psycopg
+
+    try:
+        psycopg.connect(url, connect_timeout=3).close()
+    except psycopg.Error:
+        return False
+    return True
+
+
+@pytest.mark.slow
+def test_make_bench_lines_run_and_write_consistent_results(tmp_path):
+    lines = _bench_sample()
+    assert lines, "the bench sample is empty"
+    make = subprocess.run(
+        ["make", "-n", "bench"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    # Whatever setup make decides to do first, the target ends by running the suite.
+    assert make.stdout.strip().splitlines()[-1].endswith("python -m bench.run")
+    for line in lines:
+        *assignments, command = shlex.split(line.replace("make bench", "make_bench"))
+        assert command == "make_bench", line
+        env = dict(os.environ)
+        for assignment in assignments:
+            name, _, value = assignment.partition("=")
+            assert name in _documented_settings(), f"{name} is not documented in bench/run.py"
+            env[name] = value
+        env.pop("BENCH_DATABASE_URL", None)
+        postgres = env.get("DATABASE_URL", "").startswith("postgres")
+        if not postgres:
+            env.pop("DATABASE_URL", None)
+        elif not _postgres_reachable(env["DATABASE_URL"]):
+            continue
+        output = tmp_path / "results.json"
+        env.update(
+            BENCH_EVENTS="2000",
+            BENCH_REPEAT="1",
+            BENCH_SECTIONS="throughput",
+            BENCH_OUTPUT=str(output),
+        )
+        run = subprocess.run(
+            [sys.executable, "-m", "bench.run"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert "| Flush, 1 worker, 2k backlog (events/s) |" in run.stdout
+        document = json.loads(output.read_text())
+        assert set(document["results"]) == ({"sqlite", "postgresql"} if postgres else {"sqlite"})
+        for name, results in document["results"].items():
+            throughput = results["throughput"]
+            for label in ("flush", "baseline", "flush_delete", "baseline_delete"):
+                # Every event of the backlog reached the stand-in, exactly once.
+                assert throughput[label]["delivered_by_stand_in"] == 2000, (name, label)
+                assert throughput[label]["events_per_s"] > 0
+            assert throughput["ratio_to_baseline"] == pytest.approx(
+                throughput["flush"]["median_events_per_s"]
+                / throughput["baseline"]["median_events_per_s"],
+                abs=0.001,
+            )
+        if postgres:
+            assert (
+                document["results"]["postgresql"]["throughput"]["flush_4_workers"]["workers"] == 4
+            )

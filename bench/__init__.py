@@ -1,0 +1,1 @@
+"""Benchmarks for django-synerise: ``make bench`` (see bench/README.md)."""

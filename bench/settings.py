@@ -1,0 +1,90 @@
+"""Django settings of the benchmark processes.
+
+The database comes from ``BENCH_DATABASE_URL`` (set by ``bench.run``), never
+from the test settings: the benchmark truncates its outbox table at will.
+``BENCH_MIDDLEWARE=1`` adds ``PageVisitMiddleware`` (the real-server latency run
+starts one server with it and one without); ``BENCH_SYNCHRONOUS_COMMIT=off`` makes
+PostgreSQL commits return before the disk flush, to separate the code's cost
+from the disk's.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import environ
+
+HERE = Path(__file__).resolve().parent
+
+SECRET_KEY = "bench-not-secret"
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+USE_TZ = True
+TIME_ZONE = "UTC"
+
+DATABASES = {
+    "default": environ.Env.db_url_config(
+        os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{HERE / 'bench.sqlite3'}")
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL lets the latency runs read while a writer commits; the timeout lets
+    # parallel writers queue instead of failing.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 60,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+
+if (
+    DATABASES["default"]["ENGINE"].endswith("postgresql")
+    and os.environ.get("BENCH_SYNCHRONOUS_COMMIT") == "off"
+):
+    # Commits stop waiting for the disk: what is left is the code's own cost
+    # (the latency run reports both; this is never the default).
+    DATABASES["default"]["OPTIONS"] = {"options": "-c synchronous_commit=off"}
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django_synerise",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+if os.environ.get("BENCH_MIDDLEWARE") == "1":
+    MIDDLEWARE.append("django_synerise.middleware.PageVisitMiddleware")
+
+ROOT_URLCONF = "bench.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [str(HERE / "templates")],
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# Persistent connections, as a production site runs: a page visit then costs an
+# INSERT, not a new database connection.
+DATABASES["default"]["CONN_MAX_AGE"] = 60
+
+SYNERISE = {
+    "API_BASE_URL": os.environ.get("BENCH_SYNERISE_URL", "http://127.0.0.1:9"),
+    "API_KEY": "test-api-key",
+    "TRACKER_KEY": "test-tracker-key",
+    "RETAIN_SENT": int(os.environ.get("BENCH_RETAIN_SENT", "7")),
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"null": {"class": "logging.NullHandler"}},
+    "loggers": {"django_synerise": {"handlers": ["null"], "level": "INFO", "propagate": False}},
+}
