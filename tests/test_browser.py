@@ -7,14 +7,12 @@ drives the system browser: no browser is ever downloaded.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from django.conf import settings
 from django.test import override_settings
 
@@ -179,11 +177,11 @@ def sent(page: Any, event_type: str) -> list[dict[str, Any]]:
 
 
 def is_beacon(response: Any) -> bool:
-    return response.url.endswith(BEACON_PATH)
+    return bool(response.url.endswith(BEACON_PATH))
 
 
 def is_beacon_request(request: Any) -> bool:
-    return request.url.endswith(BEACON_PATH)
+    return bool(request.url.endswith(BEACON_PATH))
 
 
 def ai_rows(event_type: str | None = None) -> list[OutboxEvent]:
@@ -350,56 +348,62 @@ def test_the_csp_check_above_would_catch_a_missing_nonce(page: Any, live_server:
     assert page.evaluate("() => window.SR") is None
 
 
+@pytest.mark.parametrize(
+    ("api", "path", "endpoint"),
+    [
+        ("events-v1", "/events/v1/batch", "ai-batch"),
+        ("ai-compat", "/v4/events/ai-compat/batch", "ai-compat-batch"),
+    ],
+)
 def test_direct_mode_posts_to_synerise_with_the_tracker_key(
-    page: Any, synerise_stand_in: LocalSynerise
+    page: Any,
+    live_server: Any,
+    synerise_stand_in: LocalSynerise,
+    api: str,
+    path: str,
+    endpoint: str,
 ) -> None:
-    # The stand-in answers no CORS preflight and wants application/json, so the
-    # browser's request is answered on its way out, then replayed to the stand-in
-    # to prove that Synerise's validation accepts exactly what the browser sent.
-    def to_synerise(request: Any) -> bool:
-        return bool(request.url.startswith(synerise_stand_in.url))
-
-    page.route(
-        f"{synerise_stand_in.url}/**",
-        lambda route: route.fulfill(status=200, content_type="application/json", body="{}"),
-    )
-    with override_settings(SYNERISE={**settings.SYNERISE, "BEACON_MODE": "direct"}):
+    # The page (on localhost) posts straight to the stand-in (on 127.0.0.1): a
+    # cross-origin "simple request" that Synerise's validation must accept as sent.
+    overrides = {**settings.SYNERISE, "BEACON_MODE": "direct", "AI_EVENTS_API": api}
+    with override_settings(SYNERISE=overrides):
         open_page(page)
-        with page.expect_request(to_synerise) as view_request:
-            page.locator("#frame").scroll_into_view_if_needed()
-        with (
-            page.context.expect_event("request", to_synerise) as click_request,
-            page.expect_navigation(url="**/beacon-test/item/sku-2/"),
-        ):
+        page.locator("#frame").scroll_into_view_if_needed()
+        assert synerise_stand_in.wait_for_events(1, timeout=10), synerise_stand_in.requests
+        [beacon] = page.evaluate("() => window.__beacons")
+        assert (
+            beacon["url"] == f"{synerise_stand_in.url}{path}?token={synerise_stand_in.tracker_key}"
+        )
+        with page.expect_navigation(url="**/beacon-test/item/sku-2/"):
             page.click("#item-2")
-    captured = [view_request.value, click_request.value]
-    for request in captured:
-        assert request.method == "POST"
-        assert request.url == (
-            f"{synerise_stand_in.url}/events/v1/batch?token={synerise_stand_in.tracker_key}"
-        )
-        # A "simple" request: the browser sends it cross-origin without a preflight.
-        assert request.headers["content-type"].startswith("text/plain")
-        reply = requests.post(
-            request.url,
-            data=request.post_data_buffer,
-            headers={"Content-Type": "application/json"},
-            timeout=5,
-        )
-        assert reply.status_code == 200, reply.text
+        assert synerise_stand_in.wait_for_events(2, timeout=10), synerise_stand_in.requests
     assert ai_rows() == []  # nothing went through this site's outbox
-    bodies = [json.loads(r.post_data) for r in captured]
+
+    # No preflight, no retry: two POSTs, both accepted.
+    received = synerise_stand_in.requests
+    assert [(r.method, r.path, r.status) for r in received] == [("POST", path, 200)] * 2
+    for request in received:
+        assert request.query == {"token": "<redacted>"}
+        assert request.headers["content-type"].startswith("text/plain")
+        assert request.headers["origin"] == live_server.url
+    bodies = [r.body for r in received]
     assert [b["eventType"] for b in bodies] == ["recommendation.view", "recommendation.click"]
     view, click = (b["items"][0] for b in bodies)
     assert view["items"] == ITEMS
-    assert click["items"] == ["sku-2"]
+    if api == "ai-compat":
+        assert click["item"] == "sku-2"  # an ai-compat click carries its one item
+    else:
+        assert click["items"] == ["sku-2"]
     for event in (view, click):
         assert event["clientUUID"] == VISITOR
         assert event["correlationId"] == CORRELATION_ID
         assert event["campaignId"] == CAMPAIGN_ID
         assert isinstance(event["eventTimestamp"], int)
-    accepted = synerise_stand_in.events_of(endpoint="ai-batch")
+
+    accepted = synerise_stand_in.events_of(endpoint=endpoint)
     assert [e["type"] for e in accepted] == ["recommendation.view", "recommendation.click"]
+    assert [e["correlation"] for e in accepted] == [CORRELATION_ID] * 2
+    assert synerise_stand_in.count == 2
 
 
 def test_direct_mode_sends_nothing_without_a_profile_cookie(
@@ -412,3 +416,4 @@ def test_direct_mode_sends_nothing_without_a_profile_cookie(
         page.locator("#frame").scroll_into_view_if_needed()
         wait_seen(page, "#frame", visible=True)
     assert page.evaluate("() => window.__beacons") == []
+    assert synerise_stand_in.requests == []

@@ -436,6 +436,160 @@ def test_ai_events_need_no_api_version(server: LocalSynerise) -> None:
     assert response.status_code == 200, response.text
 
 
+# -- browsers: CORS and text/plain on the AI endpoints ------------------------------------
+
+ORIGIN = "http://shop.example:8000"
+TEXT_PLAIN = "text/plain;charset=UTF-8"  # what a browser sends with a string body
+AI_PATHS = [
+    "/events/v1/batch",
+    "/events/v1/single/recommendation.view",
+    "/v4/events/ai-compat/batch",
+    "/v4/events/ai-compat/recommendation.click",
+]
+
+
+@pytest.mark.parametrize("path", AI_PATHS)
+def test_ai_endpoints_answer_a_cors_preflight(server: LocalSynerise, path: str) -> None:
+    response = requests.options(
+        server.url + ai_path(server, path),
+        headers={
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type",
+        },
+        timeout=5,
+    )
+    assert response.status_code == 204
+    assert response.content == b""
+    assert "Content-Length" not in response.headers
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+    assert response.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+    assert response.headers["Access-Control-Allow-Headers"] == "Content-Type"
+    assert int(response.headers["Access-Control-Max-Age"]) > 0
+    assert response.headers["Vary"] == "Origin"
+    [recorded] = server.requests
+    assert (recorded.method, recorded.path, recorded.status) == ("OPTIONS", path, 204)
+    assert server.count == 0
+
+
+def test_a_preflight_leaves_faults_to_the_post(server: LocalSynerise) -> None:
+    server.inject("503", times=1)
+    url = server.url + ai_path(server, "/events/v1/batch")
+    assert requests.options(url, headers={"Origin": ORIGIN}, timeout=5).status_code == 204
+    body = {"eventType": "recommendation.view", "items": [ai_item()]}
+    response = post(server, ai_path(server, "/events/v1/batch"), body, headers={"Origin": ORIGIN})
+    assert_error(response, 503, None, "injected")
+    assert response.headers["Access-Control-Allow-Origin"] == ORIGIN  # a fault's answer too
+    assert server.faults_injected == {"503": 1}
+
+
+def test_other_endpoints_answer_no_preflight(server: LocalSynerise) -> None:
+    for path in ("/v4/events/batch", "/v4/transactions", "/uauth/v2/auth/login/profile"):
+        response = requests.options(server.url + path, headers={"Origin": ORIGIN}, timeout=5)
+        assert_error(response, 405, None, "use POST")
+        assert "Access-Control-Allow-Origin" not in response.headers
+    response = post(server, "/v4/events/batch", [custom()], headers={"Origin": ORIGIN})
+    assert response.status_code == 202
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Vary" not in response.headers
+
+
+def test_ai_answers_carry_cors_headers(server: LocalSynerise) -> None:
+    body = {"eventType": "recommendation.view", "items": [ai_item()]}
+    for path in ("/events/v1/batch", "/v4/events/ai-compat/batch"):
+        ok = post(server, ai_path(server, path), body, headers={"Origin": ORIGIN})
+        assert ok.status_code == 200, ok.text
+        assert ok.headers["Access-Control-Allow-Origin"] == ORIGIN
+        assert ok.headers["Vary"] == "Origin"
+    # Errors too, so that a page's script can read why an event was refused.
+    refused = post(server, "/events/v1/batch?token=wrong", body, headers={"Origin": ORIGIN})
+    assert_error(refused, 403, None, "Invalid tracker key")
+    assert refused.headers["Access-Control-Allow-Origin"] == ORIGIN
+    invalid = post(
+        server,
+        ai_path(server, "/events/v1/batch"),
+        {"eventType": "recommendation.view", "items": [ai_item(clientUUID="x")]},
+        headers={"Origin": ORIGIN},
+    )
+    assert_error(invalid, 400, "items[0].clientUUID", "UUID")
+    assert invalid.headers["Access-Control-Allow-Origin"] == ORIGIN
+    # A server-to-server call sends no Origin: nothing to allow, but caches still vary on it.
+    plain = post(server, ai_path(server, "/events/v1/batch"), body)
+    assert plain.status_code == 200
+    assert "Access-Control-Allow-Origin" not in plain.headers
+    assert plain.headers["Vary"] == "Origin"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", TEXT_PLAIN, "text/plain; charset=utf-8", "Text/Plain"]
+)
+@pytest.mark.parametrize("path", AI_PATHS)
+def test_ai_endpoints_accept_text_plain_json(
+    server: LocalSynerise, path: str, content_type: str
+) -> None:
+    if path.endswith("/batch"):
+        body: Any = {"eventType": "recommendation.view", "items": [ai_item(), ai_item()]}
+        expected = 2
+    else:
+        body = ai_item(items=["sku-1"]) if path.endswith("click") else ai_item()
+        expected = 1
+    response = post(server, ai_path(server, path), body, headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.text
+    assert server.count == expected
+    assert server.requests[0].body == body
+
+
+def test_text_plain_bodies_are_validated_like_json(server: LocalSynerise) -> None:
+    path = ai_path(server, "/events/v1/batch")
+    headers = {"Content-Type": TEXT_PLAIN}
+    assert_error(post(server, path, b"{", headers=headers), 400, None, "not valid JSON")
+    bad = {"eventType": "recommendation.view", "items": [ai_item(eventTimestamp=1670505802)]}
+    response = post(server, path, bad, headers=headers)
+    assert_error(response, 400, "items[0].eventTimestamp", "milliseconds")
+    response = post(
+        server, path, {"eventType": "recommendation.view", "items": [None]}, headers=headers
+    )
+    assert_error(response, 400, "items[0]", "must not be null")
+    assert server.count == 0
+
+
+def test_text_plain_in_another_charset_is_415(server: LocalSynerise) -> None:
+    body = {"eventType": "recommendation.view", "items": [ai_item()]}
+    response = post(
+        server,
+        ai_path(server, "/events/v1/batch"),
+        body,
+        headers={"Content-Type": "text/plain; charset=ISO-8859-1"},
+    )
+    assert_error(response, 415, None, "text/plain;charset=UTF-8")
+
+
+def test_v4_endpoints_still_want_json_from_text_plain(server: LocalSynerise) -> None:
+    response = post(server, "/v4/events/batch", [custom()], headers={"Content-Type": TEXT_PLAIN})
+    assert_error(response, 415, None, "use application/json")
+    assert response.json()["message"].endswith("; use application/json")
+    response = post(server, "/v4/transactions", transaction(), headers={"Content-Type": TEXT_PLAIN})
+    assert_error(response, 415, None, "use application/json")
+
+
+def test_text_plain_can_be_turned_off() -> None:
+    with LocalSynerise(ai_text_plain=False) as stand_in:
+        body = {"eventType": "recommendation.view", "items": [ai_item()]}
+        for path in ("/events/v1/batch", "/v4/events/ai-compat/batch"):
+            response = post(
+                stand_in,
+                ai_path(stand_in, path),
+                body,
+                headers={"Content-Type": TEXT_PLAIN, "Origin": ORIGIN},
+            )
+            assert_error(response, 415, None, "use application/json")
+            assert response.json()["message"].endswith("; use application/json")
+            # The browser can still read the refusal.
+            assert response.headers["Access-Control-Allow-Origin"] == ORIGIN
+            assert post(stand_in, ai_path(stand_in, path), body).status_code == 200
+        assert stand_in.count == 2
+
+
 def test_success_status_is_configurable() -> None:
     with LocalSynerise(success_status={"events": 200, "transactions": 201, "ai": 204}) as s:
         assert post(s, "/v4/events/batch", [custom()]).status_code == 200
@@ -1078,7 +1232,14 @@ def test_keep_alive_survives_an_error_reply(server: LocalSynerise) -> None:
 
 def test_command_line_entry_point() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "django_synerise.testing", "--api-key", "cli-key"],
+        [
+            sys.executable,
+            "-m",
+            "django_synerise.testing",
+            "--api-key",
+            "cli-key",
+            "--no-ai-text-plain",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -1102,6 +1263,13 @@ def test_command_line_entry_point() -> None:
             timeout=5,
         )
         assert response.status_code == 202
+        response = requests.post(
+            url + "/events/v1/batch?token=test-tracker-key",
+            data=json.dumps({"eventType": "recommendation.view", "items": [ai_item()]}),
+            headers={"Content-Type": TEXT_PLAIN},
+            timeout=5,
+        )
+        assert response.status_code == 415  # --no-ai-text-plain
         process.send_signal(signal.SIGTERM)
         out, _ = process.communicate(timeout=10)
     finally:

@@ -30,6 +30,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--token-ttl", type=float, default=3600, help="JWT lifetime, seconds")
     parser.add_argument("--record", choices=("full", "salts", "count"), default="salts")
     parser.add_argument("--seed", type=int, default=None, help="seed for random faults")
+    parser.add_argument(
+        "--ai-text-plain",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="accept text/plain JSON bodies on the AI endpoints, as browsers send them (on)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
 
@@ -42,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         token_ttl=args.token_ttl,
         record=args.record,
         seed=args.seed,
+        ai_text_plain=args.ai_text_plain,
         verbose=args.verbose,
     )
     stop = threading.Event()

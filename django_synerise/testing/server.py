@@ -12,8 +12,12 @@ What it checks, like the real API (and a little stricter where the real API
 is undocumented, so that a client bug shows up here rather than in
 production):
 
-* headers: ``Content-Type: application/json`` on every POST (else 415);
+* headers: ``Content-Type: application/json`` on every POST (else 415), or
+  ``text/plain`` (UTF-8) on the AI endpoints (see ``ai_text_plain``);
   ``Api-Version`` on login, v4 event and transaction calls (else 400);
+* CORS on the AI endpoints, which browsers call directly: a preflight
+  (``OPTIONS``) gets 204 with the ``Access-Control-Allow-*`` headers, and
+  every answer echoes the request's ``Origin`` in ``Access-Control-Allow-Origin``;
 * auth: workspace login with the API key returns a JWT with an ``exp``
   claim; v4 calls need ``Authorization: Bearer <issued, unexpired token>`` or,
   when ``workspace_guid`` is set, ``Basic base64(guid:api_key)`` (else 401);
@@ -118,6 +122,8 @@ FAULT_KINDS: frozenset[str] = frozenset(
 RecordMode = Literal["full", "salts", "count"]
 
 LOGIN_PATH = "/uauth/v2/auth/login/profile"
+#: Path prefixes of the AI events API: the endpoints a browser calls directly.
+AI_PATH_PREFIXES = ("/events/v1/", "/v4/events/ai-compat/")
 #: Introspection endpoints of the stand-in itself (not part of the Synerise API).
 ADMIN_PREFIX = "/__local__/"
 
@@ -153,6 +159,8 @@ _ISO_RE = re.compile(
 _MIN_UNIX_MS = 10**11
 # Bodies above this are not even read: the connection is closed after the 413.
 _HARD_BODY_CAP = 64 * 1024 * 1024
+# How long a browser may cache a preflight answer (Chromium caps it at two hours).
+_PREFLIGHT_MAX_AGE = "7200"
 _MAX_ERRORS = 100
 
 Errors = list[tuple[str, str]]
@@ -549,6 +557,20 @@ def _check_ai_event(item: Any, at: str, event_type: str, compat: bool, errors: E
     return len(errors) == before
 
 
+def _is_utf8_text_plain(media_type: str, parameters: str) -> bool:
+    """Whether a Content-Type is ``text/plain``, bare or with ``charset=UTF-8``."""
+    if media_type != "text/plain":
+        return False
+    for parameter in parameters.split(";"):
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in (
+            "utf-8",
+            "utf8",
+        ):
+            return False
+    return True
+
+
 def _error_body(status: int, message: str, path: str, errors: Errors) -> bytes:
     return json.dumps(
         {
@@ -665,6 +687,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._serve("DELETE")
 
+    def do_OPTIONS(self) -> None:
+        self._serve("OPTIONS")
+
     def _read_body(self) -> bytes | None:
         """The request body, or None when it cannot be read (the connection then closes)."""
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -726,8 +751,9 @@ class _Handler(BaseHTTPRequestHandler):
             f"Server: {self.server_version}",
             f"Date: {self.date_time_string()}",
             f"X-Request-Id: {request_id}",
-            f"Content-Length: {len(reply.body)}",
         ]
+        if status != 204:  # RFC 9110: a 204 carries no Content-Length
+            lines.append(f"Content-Length: {len(reply.body)}")
         if reply.body:
             lines.append(f"Content-Type: {reply.content_type}")
         lines.extend(f"{name}: {value}" for name, value in reply.headers)
@@ -756,6 +782,13 @@ class LocalSynerise:
         success_status: per family (``"events"``, ``"transactions"``, ``"ai"``), the
             2xx status of a success; defaults 202, 202 and 200.
         max_batch_items, max_body_bytes: the API's documented limits.
+        ai_text_plain: accept ``Content-Type: text/plain`` (bare or with
+            ``charset=UTF-8``) on the AI endpoints and parse the body as JSON, as a
+            browser posting straight to Synerise sends it (a string body keeps the
+            request a CORS "simple request", with no preflight). Whether the real
+            API accepts that is not documented, hence the option; turned off, the
+            AI endpoints want ``application/json`` like the v4 ones (else 415).
+            The v4 event, transaction and login endpoints always do.
         verbose: log each request to stderr.
 
     Use :meth:`start`/:meth:`stop` or ``with``. All recording attributes are
@@ -776,6 +809,7 @@ class LocalSynerise:
         success_status: Mapping[str, int] | None = None,
         max_batch_items: int = 1000,
         max_body_bytes: int = 1_000_000,
+        ai_text_plain: bool = True,
         verbose: bool = False,
     ) -> None:
         if record not in ("full", "salts", "count"):
@@ -789,6 +823,7 @@ class LocalSynerise:
         self.host = host
         self.max_batch_items = max_batch_items
         self.max_body_bytes = max_body_bytes
+        self.ai_text_plain = ai_text_plain
         self.verbose = verbose
         #: Success status per endpoint family; tests may change it at any time.
         self.success_status: dict[str, int] = {"events": 202, "transactions": 202, "ai": 200}
@@ -1150,6 +1185,12 @@ class LocalSynerise:
             reply = self._error(500, f"LocalSynerise internal error: {err!r}", path)
         if state["delay"]:
             reply.delay = state["delay"]
+        if path.startswith(AI_PATH_PREFIXES):
+            # Errors too: a page's script may read why its event was refused.
+            origin = headers.get("Origin")
+            if origin is not None:
+                reply.headers.append(("Access-Control-Allow-Origin", origin))
+            reply.headers.append(("Vary", "Origin"))
         self._record_request(
             RecordedRequest(
                 method=method,
@@ -1178,6 +1219,17 @@ class LocalSynerise:
     ) -> _Reply:
         if path.startswith(ADMIN_PREFIX):
             return self._admin(method, path)
+        if method == "OPTIONS" and path.startswith(AI_PATH_PREFIXES):
+            # A CORS preflight is answered before any fault: in production an edge
+            # answers it, and a ``times=1`` fault is meant for the POST that follows.
+            return _Reply(
+                204,
+                headers=[
+                    ("Access-Control-Allow-Methods", "POST, OPTIONS"),
+                    ("Access-Control-Allow-Headers", "Content-Type"),
+                    ("Access-Control-Max-Age", _PREFLIGHT_MAX_AGE),
+                ],
+            )
         fault = self._pick_fault(path, authorization.startswith("Bearer "))
         if fault is not None:
             state["fault"] = fault.kind
@@ -1269,10 +1321,17 @@ class LocalSynerise:
             if not _API_VERSION_RE.match(version):
                 raise _Rejected(400, f"Unsupported Api-Version: {version!r}")
         content_type = headers.get("Content-Type", "")
-        if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        media_type, _, parameters = content_type.partition(";")
+        media_type = media_type.strip().lower()
+        if media_type != "application/json" and not (
+            family == "ai" and self.ai_text_plain and _is_utf8_text_plain(media_type, parameters)
+        ):
+            accepted = "application/json"
+            if family == "ai" and self.ai_text_plain:
+                accepted += " or text/plain;charset=UTF-8"
             raise _Rejected(
                 415,
-                f"Content-Type {content_type or '(none)'!r} is not supported; use application/json",
+                f"Content-Type {content_type or '(none)'!r} is not supported; use {accepted}",
             )
         try:
             parsed = json.loads(body, parse_constant=_reject_constant)
