@@ -114,6 +114,7 @@ Beacons and template tags
 from __future__ import annotations
 
 import copy
+import math
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -205,7 +206,8 @@ def _fix(key: str, hint: str) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    # NaN and infinity are floats too, but no delay or size can be either.
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_str(key: str, value: Any, *, optional: bool = True) -> None:

@@ -118,7 +118,11 @@ AIEventsAPI = Literal["events-v1", "ai-compat"]
 def format_time(value: dt.datetime) -> str:
     """Format an aware datetime as UTC ISO 8601 with milliseconds: ``2022-05-23T13:00:00.176Z``."""
     utc = value.astimezone(dt.timezone.utc)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    # Not strftime("%Y"): it drops the leading zeros of years before 1000 on glibc.
+    return (
+        f"{utc.year:04d}-{utc.month:02d}-{utc.day:02d}T"
+        f"{utc.hour:02d}:{utc.minute:02d}:{utc.second:02d}.{utc.microsecond // 1000:03d}Z"
+    )
 
 
 def dumps(payload: Any) -> str:
@@ -139,6 +143,29 @@ def _check_time(field: str, value: Any) -> dt.datetime:
             "must be timezone-aware (a naive datetime is ambiguous); "
             "use django.utils.timezone.now() or datetime.now(timezone.utc)",
         )
+    try:
+        value.astimezone(dt.timezone.utc)
+    except OverflowError as err:
+        raise InvalidEventError(field, f"is out of range once converted to UTC: {value!r}") from err
+    return value
+
+
+def _check_text(field: str, value: str) -> str:
+    """Refuse strings that cannot be stored or sent: lone surrogates and NUL."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidEventError(
+            field, "contains an unpaired surrogate (not valid Unicode)"
+        ) from err
+    return value
+
+
+def _check_identifier_text(field: str, value: str) -> str:
+    # Identifiers are also stored in plain columns; PostgreSQL text cannot hold NUL.
+    _check_text(field, value)
+    if any(ord(char) < 32 for char in value):
+        raise InvalidEventError(field, "must not contain control characters")
     return value
 
 
@@ -149,7 +176,9 @@ def _clean_json(field: str, value: Any, depth: int = 0) -> Any:
     """
     if depth > 20:
         raise InvalidEventError(field, "is nested more than 20 levels deep")
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):
+        return _check_text(field, value)
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
         return value
@@ -174,6 +203,7 @@ def _clean_json(field: str, value: Any, depth: int = 0) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise InvalidEventError(field, f"keys must be strings, not {key!r}")
+            _check_text(f"{field} key", key)
             if item is None:
                 continue
             out[key] = _clean_json(f"{field}.{key}", item, depth + 1)
@@ -213,6 +243,7 @@ def _check_client(client: Any) -> dict[str, Any]:
             value = value.strip()
             if not value:
                 continue
+            _check_identifier_text(f"client.{key}", value)
             if len(value) > _MAX_ID_LENGTH:
                 raise InvalidEventError(
                     f"client.{key}", f"must be at most {_MAX_ID_LENGTH} characters"
@@ -241,7 +272,7 @@ def _check_label(label: Any, default: str) -> str:
         return default
     if not isinstance(label, str) or not label.strip():
         raise InvalidEventError("label", "must be a non-empty string")
-    return label
+    return _check_text("label", label)
 
 
 def _check_params(params: Any) -> dict[str, Any]:
@@ -263,7 +294,7 @@ def _check_salt(salt: Any) -> str:
         return str(uuid.uuid4())
     if not isinstance(salt, str) or not salt or len(salt) > 128:
         raise InvalidEventError("eventSalt", "must be a non-empty string of at most 128 characters")
-    return salt
+    return _check_identifier_text("eventSalt", salt)
 
 
 class Event:
@@ -470,6 +501,8 @@ def page_visit(
     for key, value in (utm or {}).items():
         if key in _UTM_KEYS and value:
             merged[key] = value
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidEventError("params", f"must be a dict, not {type(params).__name__}")
     if params:
         merged.update(params)
     return CustomEvent("page.visit", client=client, params=merged, time=time, salt=salt)
@@ -548,7 +581,7 @@ class Transaction(Event):
             order_id = str(order_id)
         if not isinstance(order_id, str) or not order_id.strip():
             raise InvalidEventError("orderId", "is required (a non-empty string)")
-        self.order_id = order_id
+        self.order_id = _check_text("orderId", order_id)
         self.products = [_product(i, p, currency) for i, p in enumerate(products)]
         self.revenue = _money("revenue", revenue, currency)
         self.value = _money("value", value, currency)
@@ -612,6 +645,7 @@ class Transaction(Event):
 
 
 _AI_ID_MAX = 256
+_AI_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 
 
 class AIEvent(Event):
@@ -656,6 +690,12 @@ class AIEvent(Event):
         self.timestamp = (
             _check_time("eventTimestamp", timestamp) if timestamp is not None else _utcnow()
         )
+        if self.timestamp < _AI_EARLIEST:
+            # Recommendations did not exist then; and millisecond stamps this small are
+            # indistinguishable from a mistake in seconds.
+            raise InvalidEventError(
+                "eventTimestamp", f"must be after 2000-01-01, not {self.timestamp.isoformat()}"
+            )
         if position is not None and (
             isinstance(position, bool) or not isinstance(position, int) or position < 1
         ):
@@ -671,7 +711,7 @@ class AIEvent(Event):
             raise InvalidEventError(field, "must be a non-empty string")
         if len(value) > _AI_ID_MAX:
             raise InvalidEventError(field, f"must be at most {_AI_ID_MAX} characters")
-        return value
+        return _check_identifier_text(field, value)
 
     @property
     def batch_type(self) -> str:

@@ -162,3 +162,11 @@ def test_renamed_key_warns_and_keeps_working(monkeypatch, settings):
         issubclass(w.category, DeprecationWarning) and "BATCH_SIZE" in str(w.message)
         for w in caught
     )
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+@pytest.mark.parametrize("key", ["LEASE_SECONDS", "RETRY_BACKOFF_BASE", "RETAIN_SENT"])
+def test_non_finite_numbers_are_refused(key, value):
+    with override_settings(SYNERISE={key: value}), pytest.raises(SyneriseConfigurationError) as exc:
+        getattr(synerise_settings, key)
+    assert key in str(exc.value)

@@ -368,3 +368,59 @@ def test_equal_events_compare_equal():
     b = CustomEvent("dog.bark", client={"customId": "1"}, time=WHEN, salt="s")
     assert a == b
     assert a != CustomEvent("dog.bark", client={"customId": "2"}, time=WHEN, salt="s")
+
+
+@pytest.mark.parametrize(
+    ("make", "field"),
+    [
+        (lambda: CustomEvent("a.b", client={"customId": "7"}, params={"n": "\ud800"}), "params.n"),
+        (lambda: CustomEvent("a.b", client={"customId": "\udfff"}), "client.customId"),
+        (lambda: CustomEvent("a.b", client={"customId": "7\x00"}), "client.customId"),
+        (lambda: CustomEvent("a.b", client={"customId": "7"}, salt="s\x00"), "eventSalt"),
+        (lambda: CustomEvent("a.b", client={"customId": "7"}, label="\ud800"), "label"),
+        (
+            lambda: AIEvent("recommendation.view", correlation_id="\ud800", client_uuid=UUID),
+            "correlationId",
+        ),
+    ],
+)
+def test_text_that_cannot_be_stored_or_sent_is_refused(make, field):
+    with pytest.raises(InvalidEventError) as exc:
+        make()
+    assert exc.value.field == field
+
+
+def test_years_before_1000_are_written_with_four_digits():
+    when = dt.datetime(554, 10, 16, tzinfo=dt.timezone.utc)
+    assert format_time(when) == "0554-10-16T00:00:00.000Z"
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        dt.datetime.max.replace(tzinfo=dt.timezone(dt.timedelta(hours=-12))),
+        dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=14))),
+    ],
+)
+def test_times_that_overflow_in_utc_are_refused(when):
+    with pytest.raises(InvalidEventError, match="out of range") as exc:
+        CustomEvent("a.b", client={"customId": "7"}, time=when)
+    assert exc.value.field == "time"
+
+
+@pytest.mark.parametrize("bad", [True, 3, "text", ["a"]])
+def test_page_visit_params_must_be_a_dict(bad):
+    with pytest.raises(InvalidEventError) as exc:
+        page_visit(client={"customId": "7"}, url="https://shop.example/", params=bad)
+    assert exc.value.field == "params"
+
+
+def test_ai_event_times_before_2000_are_refused():
+    with pytest.raises(InvalidEventError, match="after 2000") as exc:
+        AIEvent(
+            "recommendation.view",
+            correlation_id="c",
+            client_uuid=UUID,
+            timestamp=dt.datetime(1970, 6, 1, tzinfo=dt.timezone.utc),
+        )
+    assert exc.value.field == "eventTimestamp"
