@@ -93,8 +93,8 @@ Producers
         ``f(request, response) -> dict``, or ``None``).
     ``MODEL_EVENTS`` (``[]``)
         Declarative model hooks (see ``django_synerise.hooks``).
-    ``AUTH_EVENTS`` (``{"LOGGED_IN": True, "LOGGED_OUT": True}``)
-        Built-in auth signal events.
+    ``AUTH_EVENTS`` (``{"LOGGED_IN": True, "LOGGED_OUT": True, "REGISTERED": True}``)
+        Built-in auth signal events, and ``hooks.track_registration``.
 
 Beacons and template tags
     ``BEACON_MODE`` (``"first-party"``)
@@ -150,6 +150,7 @@ PAGE_VISIT_DEFAULTS: dict[str, Any] = {
 AUTH_EVENT_DEFAULTS: dict[str, Any] = {
     "LOGGED_IN": True,
     "LOGGED_OUT": True,
+    "REGISTERED": True,
 }
 
 DEFAULTS: dict[str, Any] = {
