@@ -980,6 +980,15 @@ class SyneriseClient:
             exc.message,
             exc.status_code if exc.status_code is not None else "-",
             exc.request_id or "-",
+            extra={
+                "synerise_failure": {
+                    "endpoint": exc.endpoint,
+                    "status": exc.status_code,
+                    "message": exc.message,
+                    "request_id": exc.request_id,
+                    "error": type(exc).__name__,
+                }
+            },
         )
 
     # -- serialization -------------------------------------------------------

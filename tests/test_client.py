@@ -1686,3 +1686,22 @@ class socket_on_free_port:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_failure_log_record_carries_structured_fields(caplog):
+    import logging
+
+    from django_synerise.client import SyneriseClient as _Client
+    from django_synerise.exceptions import RejectedError as _Rejected
+
+    error = _Rejected("bad event", status_code=400, request_id="rid-1", endpoint="/v4/events/batch")
+    with caplog.at_level(logging.WARNING, logger="django_synerise.client"):
+        _Client._log_failure(error)
+    (record,) = [r for r in caplog.records if hasattr(r, "synerise_failure")]
+    assert record.synerise_failure == {
+        "endpoint": "/v4/events/batch",
+        "status": 400,
+        "message": "bad event",
+        "request_id": "rid-1",
+        "error": "RejectedError",
+    }
