@@ -23,7 +23,6 @@ import pytest
 from django.conf import settings as django_settings
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
 from django.test import Client, override_settings
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -46,8 +45,6 @@ from django_synerise.testing import LocalSynerise
 from django_synerise.transport import build_client
 from tests.drain import settings_for
 
-pytestmark = pytest.mark.django_db
-
 PROPERTY = settings(
     max_examples=150,
     deadline=None,
@@ -56,26 +53,17 @@ PROPERTY = settings(
 
 # -- strategies -------------------------------------------------------------------
 
-# Inputs that today fail later than they should are left out of the properties
-# and pinned by the strict xfail tests at the end of this module (KNOWN BUGS):
-# when one is fixed its xfail turns red; then delete it and its exclusion here.
-POSTGRES = connection.vendor == "postgresql"
-
 
 def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
     """``good`` four times in five: most examples get past validation, some do not."""
     return st.integers(0, 4).flatmap(lambda n: bad if n == 0 else good)
 
 
-# Any character (controls, astral planes) but lone surrogates (KNOWN BUG 1).
-any_char = st.characters(codec=None, exclude_categories=("Cs",))
+# Any character: controls, NUL, lone surrogates, astral planes.
+any_char = st.characters(codec=None, categories=None)
 unicode_text = st.text(any_char, max_size=40)
 nonblank_text = unicode_text.filter(str.strip)
-# Identifiers end up in indexed columns; NUL there breaks PostgreSQL (KNOWN BUG 2).
-id_char = st.characters(
-    codec=None, exclude_categories=("Cs",), exclude_characters="\x00" if POSTGRES else ""
-)
-id_text = st.text(id_char, max_size=40)
+id_text = unicode_text
 # A few huge strings, made cheaply by repetition: some pass 1 MB.
 huge_text = st.builds(lambda c, n: c * n, any_char, st.integers(0, 300_000))
 texts = st.one_of(unicode_text, unicode_text, huge_text)
@@ -89,13 +77,8 @@ timezones = st.sampled_from(
 plausible_times = st.datetimes(
     min_value=dt.datetime(1990, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=timezones
 )
-# Years 1000 to 9999 (KNOWN BUGS 3 and 4 are the years below and the edges of datetime).
-aware_times = st.one_of(
-    plausible_times,
-    st.datetimes(
-        min_value=dt.datetime(1000, 1, 2), max_value=dt.datetime(9999, 12, 30), timezones=timezones
-    ),
-)
+# Years 1 to 9999, up to the edges where converting to UTC overflows.
+aware_times = st.one_of(plausible_times, st.datetimes(timezones=timezones))
 times = st.one_of(st.none(), aware_times, st.datetimes())  # naive ones too
 
 numbers = st.one_of(
@@ -158,8 +141,7 @@ def v4_events(draw: st.DrawFn) -> Any:
         url=draw(st.one_of(texts, st.just("https://shop.example/p/1"))),
         title=draw(st.one_of(st.none(), texts)),
         referrer=draw(st.one_of(st.none(), unicode_text)),
-        # Only dicts (or None) as params: KNOWN BUG 5.
-        params=draw(st.one_of(st.none(), param_dicts)),
+        params=common["params"],
         time=common["time"],
     )
 
@@ -206,10 +188,6 @@ def transactions(draw: st.DrawFn) -> Transaction:
 ai_ids = st.one_of(
     nonblank_text, nonblank_text, nonblank_text, st.integers(), unicode_text, huge_text
 )
-# From 1974: earlier Unix-ms timestamps are refused at flush (KNOWN BUG 6).
-ai_times = st.datetimes(
-    min_value=dt.datetime(1974, 1, 1), max_value=dt.datetime(9999, 12, 30), timezones=timezones
-)
 
 
 @st.composite
@@ -221,7 +199,7 @@ def ai_events(draw: st.DrawFn) -> AIEvent:
         client_uuid=draw(mostly(st.uuids().map(str), unicode_text)),
         items=draw(st.lists(ai_ids, max_size=3)),
         campaign_id=draw(st.one_of(st.none(), ai_ids)),
-        timestamp=draw(st.one_of(st.none(), plausible_times, ai_times)),
+        timestamp=draw(st.one_of(st.none(), plausible_times, aware_times)),
         position=draw(st.one_of(st.none(), st.integers())),
     )
 
@@ -236,7 +214,7 @@ def stand_in():
 
 
 @pytest.fixture
-def delivery(stand_in):
+def delivery(stand_in, db):
     """Settings pointing at the stand-in; sent rows deleted so examples stay independent."""
     with override_settings(SYNERISE=settings_for(stand_in, RETAIN_SENT=0)):
         yield Dispatcher(build_client(), sleep=lambda seconds: None)
@@ -359,7 +337,7 @@ def read_setting(key: str, value: Any) -> SyneriseConfigurationError | None:
     return refused
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(key=st.sampled_from(sorted(DEFAULTS)), value=setting_values)
 def test_any_value_for_any_setting_is_accepted_or_refused_naming_the_key(key, value):
     # Any other exception than SyneriseConfigurationError fails the test.
@@ -391,16 +369,11 @@ def test_nested_settings_name_the_sub_key(key, data):
     event("accepted" if refused is None else "refused")
 
 
-# -- KNOWN BUGS ----------------------------------------------------------------------
-# Each test states the contract and fails today (strict xfail: a fix turns it red, and
-# then the xfail and the matching exclusion in the strategies above go).
+# -- what the properties found -----------------------------------------------------
+# Each of these once got past validation and failed later (at enqueue, in the
+# database or at flush time); pinned here with the smallest example.
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN BUG 1 (events.py): a lone surrogate passes validation, then enqueue "
-    "raises UnicodeEncodeError, which names no field",
-)
 @pytest.mark.parametrize(
     "make",
     [
@@ -411,17 +384,12 @@ def test_nested_settings_name_the_sub_key(key, data):
         ),
     ],
 )
+@pytest.mark.django_db
 def test_lone_surrogates_are_refused_naming_the_field(make):
     with pytest.raises(InvalidEventError):
         outbox.enqueue(make())
 
 
-@pytest.mark.xfail(
-    POSTGRES,
-    strict=True,
-    reason="KNOWN BUG 2 (events.py/outbox.py): NUL in a client identifier or salt is "
-    "accepted, then PostgreSQL refuses the row (DataError) inside the caller's transaction",
-)
 @pytest.mark.parametrize(
     "make",
     [
@@ -429,6 +397,7 @@ def test_lone_surrogates_are_refused_naming_the_field(make):
         lambda: CustomEvent("a.b", client={"customId": "7"}, salt="s\x00"),
     ],
 )
+@pytest.mark.django_db
 def test_nul_in_identifiers_is_refused_or_stored(make):
     try:
         event_object = make()
@@ -437,11 +406,6 @@ def test_nul_in_identifiers_is_refused_or_stored(make):
     assert outbox.enqueue(event_object) is not None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN BUG 3 (events.format_time): years before 1000 are written with fewer "
-    "than four digits ('554-10-16T...'), not ISO 8601: Synerise refuses them at flush",
-)
 def test_times_before_year_1000_are_refused_or_written_as_iso_8601():
     when = dt.datetime(554, 10, 16, tzinfo=dt.timezone.utc)
     try:
@@ -451,11 +415,6 @@ def test_times_before_year_1000_are_refused_or_written_as_iso_8601():
     assert payload["time"].startswith("0554-10-16T")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN BUG 4 (events.py): a time at the edge of datetime's range passes "
-    "validation, then converting it to UTC raises OverflowError at enqueue",
-)
 @pytest.mark.parametrize(
     "when",
     [
@@ -463,28 +422,18 @@ def test_times_before_year_1000_are_refused_or_written_as_iso_8601():
         dt.datetime.min.replace(tzinfo=dt.timezone(dt.timedelta(hours=14))),
     ],
 )
+@pytest.mark.django_db
 def test_times_that_overflow_in_utc_are_refused(when):
     with pytest.raises(InvalidEventError):
         outbox.enqueue(CustomEvent("a.b", client={"customId": "7"}, time=when))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN BUG 5 (events.page_visit): params that are not a dict raise TypeError "
-    "or a bare ValueError instead of InvalidEventError('params')",
-)
 @pytest.mark.parametrize("bad", [True, 3, "text", ["a"]])
 def test_page_visit_refuses_params_that_are_not_a_dict(bad):
     with pytest.raises(InvalidEventError):
         page_visit(client={"customId": "7"}, url="https://shop.example/", params=bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN BUG 6 (events.AIEvent vs the stand-in): a timestamp before March 1973 "
-    "gives an eventTimestamp under 10**11 ms, which the stand-in refuses at flush as "
-    "'looks like seconds'; one of the two must change",
-)
 def test_ai_event_times_before_1973_are_refused_or_delivered(delivery):
     outcome = enqueue_and_flush(
         delivery,
@@ -509,11 +458,6 @@ FLOAT_SETTINGS = [
 ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KNOWN BUG 7 (conf.py): NaN passes the number checks (every comparison with "
-    "it is false); the flusher then fails on timedelta(seconds=nan)",
-)
 @pytest.mark.parametrize("key", FLOAT_SETTINGS)
 def test_number_settings_refuse_nan(key):
     assert read_setting(key, math.nan) is not None

@@ -47,7 +47,7 @@ WORKER_TUNING = {
     "TIMEOUT": [1.0, 0.75],
     "RETRY_BACKOFF_BASE": 0.2,
     "RETRY_BACKOFF_MAX": 2.0,
-    "LEASE_SECONDS": 10,
+    "LEASE_SECONDS": 5,
 }
 # (fault, probability, options); tried in this order on every request but the login.
 FAULTS = [
