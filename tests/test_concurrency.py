@@ -141,3 +141,23 @@ def test_worker_killed_mid_send_loses_nothing(workers):
     assert OutboxEvent.objects.filter(id__in=held_ids, attempts=0).count() == batch, (
         "a lease that expired is not a failed attempt"
     )
+
+
+def test_sigterm_ends_a_worker_paused_for_retry_after(workers):
+    """A worker waiting out a long ``Retry-After`` still stops promptly, leases released.
+
+    Service managers give a stopping process a few seconds before SIGKILL; a
+    pause of up to ``RATE_LIMIT_MAX_WAIT`` must not run into that.
+    """
+    with LocalSynerise(record="salts") as server:
+        server.inject("429", retry_after=50)
+        worker = workers("paused", server, RATE_LIMIT_MAX_WAIT=60)
+        worker.wait_ready()
+        enqueue_at_once(mixed_events(50, ai=False))
+        wait_until(lambda: any(r.status == 429 for r in server.requests), 60, "the first 429")
+        # Far less than the 50 s pause: the signal must cut it short.
+        code = worker.terminate(timeout=20)
+
+    assert code == 0, worker.diagnostics()
+    rows = OutboxEvent.objects.all()
+    assert {(r.status, r.attempts, r.leased_by) for r in rows} == {("pending", 0, "")}

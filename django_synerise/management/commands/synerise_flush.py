@@ -90,9 +90,14 @@ class Command(BaseCommand):
                 )
                 self.stdout.flush()
 
+        def pause(seconds: float) -> None:
+            # A pause for Retry-After waits on the stop event, not time.sleep(): a
+            # SIGTERM must not wait out a pause of up to RATE_LIMIT_MAX_WAIT.
+            stop.wait(seconds)
+
         try:
             dispatcher = Dispatcher(
-                batch_size=batch_size, should_stop=stop.is_set, on_progress=progress
+                batch_size=batch_size, should_stop=stop.is_set, on_progress=progress, sleep=pause
             )
         except SyneriseConfigurationError as err:
             raise CommandError(str(err), returncode=1) from err
