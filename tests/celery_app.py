@@ -7,6 +7,7 @@ worker a database and queue of its own.
 
 from __future__ import annotations
 
+import json
 import os
 
 from celery import Celery
@@ -20,3 +21,6 @@ app.conf.result_backend = app.conf.broker_url
 app.conf.broker_connection_retry_on_startup = True
 # Finds django_synerise.tasks (and any app's tasks.py) once Django is set up.
 app.autodiscover_tasks()
+# A test may give beat a schedule of its own (JSON) and run it in the worker (-B).
+if "CELERY_TEST_BEAT_SCHEDULE" in os.environ:
+    app.conf.beat_schedule = json.loads(os.environ["CELERY_TEST_BEAT_SCHEDULE"])

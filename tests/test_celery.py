@@ -8,6 +8,8 @@ lock: each event reaches the stand-in exactly once.
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 import uuid
 
@@ -28,6 +30,14 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 BROKER = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
 EVENTS = 5_000
+
+# Verbatim from the README.
+README_BEAT_SCHEDULE = {
+    "synerise-flush-outbox": {
+        "task": "django_synerise.tasks.flush_outbox",
+        "schedule": 10.0,  # seconds
+    },
+}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +62,52 @@ def test_the_task_runs_one_flush_pass_in_process(synerise_stand_in):
     assert synerise_stand_in.count == 30
 
 
+def celery_worker(name, queue, env, tmp_path, *extra: str) -> Worker:
+    args = (
+        f"-A tests.celery_app worker --pool=prefork --concurrency=2 -Q {queue} "
+        f"-n {queue}@%h --loglevel=INFO --without-gossip --without-mingle --without-heartbeat"
+    ).split()
+    return Worker(
+        name,
+        [*args, *extra],
+        env,
+        tmp_path,
+        module="celery",
+        ready_marker=" ready.",
+        merge_stderr=True,
+    ).start()
+
+
+def test_the_documented_beat_schedule_drains_the_outbox(broker, tmp_path):
+    queue = f"synerise-test-{uuid.uuid4().hex[:12]}"
+    schedule = copy.deepcopy(README_BEAT_SCHEDULE)
+    entry = schedule["synerise-flush-outbox"]
+    entry["schedule"] = 0.5  # the README's 10 s, shortened for the test
+    entry["options"] = {"queue": queue}
+    with LocalSynerise(record="salts") as server:
+        env = worker_env(
+            connection.settings_dict,
+            settings_for(server),
+            extra={
+                "CELERY_BROKER_URL": broker,
+                "CELERY_TEST_BEAT_SCHEDULE": json.dumps(schedule),
+            },
+        )
+        django_synerise.track_many(mixed_events(500, ai=False))
+        # -B: beat runs inside the worker and sends flush_outbox every 0.5 s.
+        worker = celery_worker("beat", queue, env, tmp_path, "-B", "-s", str(tmp_path / "beat"))
+        try:
+            assert server.wait_for_events(500, timeout=120), worker.diagnostics()
+            code = worker.terminate()
+        finally:
+            worker.stop_quietly()
+        counts = server.salt_counts()
+
+    assert code == 0, worker.diagnostics()
+    assert len(counts) == 500 and max(counts.values()) == 1
+    assert "Scheduler: Sending due task synerise-flush-outbox" in "\n".join(worker.lines)
+
+
 def test_many_tasks_on_two_worker_processes_deliver_each_event_once(broker, tmp_path):
     import tests.celery_app  # noqa: F401  (the app the tasks are sent with)
 
@@ -62,29 +118,7 @@ def test_many_tasks_on_two_worker_processes_deliver_each_event_once(broker, tmp_
             settings_for(server, BATCH_SIZE=200),
             extra={"CELERY_BROKER_URL": broker},
         )
-        worker = Worker(
-            "celery",
-            [
-                "-A",
-                "tests.celery_app",
-                "worker",
-                "--pool=prefork",
-                "--concurrency=2",
-                "-Q",
-                queue,
-                "-n",
-                f"{queue}@%h",
-                "--loglevel=INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            env,
-            tmp_path,
-            module="celery",
-            ready_marker=" ready.",
-            merge_stderr=True,
-        ).start()
+        worker = celery_worker("celery", queue, env, tmp_path)
         try:
             worker.wait_ready(timeout=120)
             with transaction.atomic():

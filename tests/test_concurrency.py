@@ -97,10 +97,10 @@ def test_four_workers_deliver_each_event_exactly_once(workers):
 def test_worker_killed_mid_send_loses_nothing(workers):
     """SIGKILL while a request is in flight: its lease expires and another worker resends it.
 
-    The stand-in accepts the killed worker's batch but holds the reply (the
-    ``slow`` fault), the worst moment to die: Synerise has the events, the
+    The stand-in accepts the killed worker's first request but holds the reply
+    (the ``slow`` fault), the worst moment to die: Synerise has the events, the
     outbox does not know. They are sent again with the same salts, which
-    Synerise overwrites; nothing is lost and nothing else is resent.
+    Synerise overwrites; the rest of its claim is sent once; nothing is lost.
     """
     total, batch, lease = 2_000, 200, 3
     tuning = {"BATCH_SIZE": batch, "LEASE_SECONDS": lease}
