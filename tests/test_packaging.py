@@ -26,7 +26,14 @@ import pytest
 
 import django_synerise
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # Nothing here touches the test database: one run (the SQLite one) is enough.
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL", "sqlite").startswith("sqlite"),
+        reason="database-independent; runs with the SQLite suite",
+    ),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "django_synerise"
