@@ -562,7 +562,7 @@ def _auth_event(
 ) -> OutboxEvent | None:
     action = DEDICATED_EVENT_TYPES[event_type]
     try:
-        if not synerise_settings.ENABLED or not synerise_settings.AUTH_EVENTS.get(switch, True):
+        if not synerise_settings.ENABLED or not synerise_settings.AUTH_EVENTS[switch]:
             return None
         # A request adds the visitor's cookie UUID (and lets CLIENT_RESOLVER decide).
         client = get_client(request, user=user) if request is not None else user_client(user)

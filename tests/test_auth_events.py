@@ -151,3 +151,10 @@ def test_auth_event_errors_raise_when_raise_errors(visitor: Client, ann: User) -
         pytest.raises(ValueError, match="unknown identifier"),
     ):
         visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+
+
+def test_registered_is_switchable(ann: User) -> None:
+    with auth_switches(REGISTERED=False):
+        assert track_registration(ann) is None
+    assert rows() == []
+    assert track_registration(ann) is not None
