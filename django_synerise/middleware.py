@@ -66,11 +66,14 @@ from urllib.parse import urlsplit
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import NoReverseMatch, get_urlconf, reverse
 
-from . import outbox
+# checks is imported for its side effect: it registers synerise.W002, which must
+# be able to run even when django_synerise is missing from INSTALLED_APPS.
+from . import checks  # noqa: F401
 from .bots import is_bot
 from .conf import synerise_settings
 from .events import page_visit
@@ -327,6 +330,10 @@ def record_page_visit(request: HttpRequest, response: Response, arrived: dt.date
         params=extra,
         time=arrived,
     )
+    # Imported here: the outbox imports models, which would make merely importing
+    # this module fail when the app is not installed (instead of a clear error).
+    from . import outbox
+
     return outbox.enqueue(event) is not None
 
 
@@ -351,6 +358,13 @@ class PageVisitMiddleware:
     async_capable = True
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
+        if not apps.is_installed("django_synerise"):
+            # Fail at start-up with the fix, not on every page with a model error.
+            raise ImproperlyConfigured(
+                "django_synerise.middleware.PageVisitMiddleware needs django_synerise in "
+                'INSTALLED_APPS (and `manage.py migrate`). Add "django_synerise" to '
+                "INSTALLED_APPS."
+            )
         self.get_response = get_response
         self.async_mode = iscoroutinefunction(get_response)
         if self.async_mode:
