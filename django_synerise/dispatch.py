@@ -23,6 +23,7 @@ later pass (``synerise_flush --loop``, cron, or the Celery task).
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -182,6 +183,7 @@ class Dispatcher:
         self.should_stop = should_stop or (lambda: False)
         self.on_progress = on_progress
         self.sleep = sleep
+        self._lease_deadline = timezone.now()
         self._secrets = [
             s
             for s in (
@@ -218,6 +220,8 @@ class Dispatcher:
                     if limit <= 0:
                         result.stopped_by = "max_events"
                         break
+                # Taken before the claim, so never later than the lease it grants.
+                self._lease_deadline = self._deadline()
                 rows = outbox.claim(limit, owner=self.owner, due_before=pass_start)
                 if not rows:
                     result.stopped_by = "drained"
@@ -273,6 +277,19 @@ class Dispatcher:
                 },
             )
         return result
+
+    def _deadline(self) -> dt.datetime:
+        """When to stop starting requests for the rows about to be claimed.
+
+        The lease's end, minus the longest a request may take (connect + read
+        timeout), so that no request is still in flight when the rows fall due
+        for other workers; at most half the lease is kept back, so that a lease
+        shorter than the timeouts still lets requests go.
+        """
+        lease = float(synerise_settings.LEASE_SECONDS)
+        connect, read = synerise_settings.TIMEOUT
+        margin = min(float(connect) + float(read), lease / 2)
+        return timezone.now() + dt.timedelta(seconds=lease - margin)
 
     def _pause_for(self, error: SyneriseError) -> float:
         if isinstance(error, RateLimitedError) and error.retry_after is not None:
@@ -332,6 +349,18 @@ class Dispatcher:
         result: FlushResult,
         unrecorded: set[int],
     ) -> None:
+        if timezone.now() >= self._lease_deadline:
+            # The lease could run out before this request ends, and another worker
+            # may already own these rows (their lease expired while earlier requests
+            # were slow). Leave them unrecorded: the end of _deliver releases those
+            # still ours; sending them could deliver them twice.
+            logger.warning(
+                "the lease of %d %s events ran out before they were sent; "
+                "they are due again for the next pass",
+                len(chunk),
+                endpoint,
+            )
+            return
         ids = [row.id for row in chunk]
         result.requests += 1
         try:

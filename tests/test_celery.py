@@ -11,6 +11,9 @@ from __future__ import annotations
 import copy
 import json
 import os
+import subprocess
+import sys
+import textwrap
 import uuid
 
 import pytest
@@ -21,10 +24,7 @@ from django_synerise import tasks
 from django_synerise.models import OutboxEvent
 from django_synerise.testing import LocalSynerise
 from tests.drain import settings_for
-from tests.workers import Worker, mixed_events, worker_env
-
-redis = pytest.importorskip("redis")
-celery = pytest.importorskip("celery")
+from tests.workers import ROOT, Worker, mixed_events, worker_env
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -42,6 +42,8 @@ README_BEAT_SCHEDULE = {
 
 @pytest.fixture(scope="module")
 def broker():
+    redis = pytest.importorskip("redis")
+    pytest.importorskip("celery")
     try:
         redis.Redis.from_url(BROKER, socket_connect_timeout=2).ping()
     except redis.exceptions.RedisError as err:
@@ -49,11 +51,35 @@ def broker():
     return BROKER
 
 
+def test_without_celery_the_module_imports_and_the_task_is_a_plain_function():
+    # A fresh interpreter where "import celery" fails, as without the extra.
+    script = textwrap.dedent(
+        """
+        import sys
+        sys.modules["celery"] = None
+        import django
+        django.setup()
+        from django_synerise import tasks
+        assert tasks.flush_outbox is tasks._flush_outbox, tasks.flush_outbox
+        assert not hasattr(tasks.flush_outbox, "delay")
+        print("plain", tasks.flush_outbox.__name__)
+        """
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "plain _flush_outbox"
+
+
 def test_the_task_is_registered_under_its_documented_name():
+    pytest.importorskip("celery")
     assert tasks.flush_outbox.name == tasks.TASK_NAME == "django_synerise.tasks.flush_outbox"
 
 
 def test_the_task_runs_one_flush_pass_in_process(synerise_stand_in):
+    pytest.importorskip("celery")
     django_synerise.track_many(mixed_events(30))
     # apply(): through Celery's task machinery, in this process.
     summary = tasks.flush_outbox.apply().get()

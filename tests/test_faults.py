@@ -10,6 +10,7 @@ row was due.
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import pytest
 import time_machine
@@ -226,3 +227,52 @@ def test_an_event_larger_than_max_batch_bytes_is_refused_at_enqueue(settings):
     with pytest.raises(EventTooLargeError):
         django_synerise.track_many([just_fits, one_more])
     assert OutboxEvent.objects.count() == 1, "a refused batch writes nothing"
+
+
+def test_a_worker_whose_lease_ran_out_sends_none_of_its_remaining_rows(harness):
+    """A request that outlives the lease: another worker takes the rows; the first must stop.
+
+    Three AI requests of 100 events each from one claim. The first one takes
+    longer than ``LEASE_SECONDS``; meanwhile a second worker claims the rows
+    that fell due and sends them. The first worker must not then send the
+    other 200 as well: AI events have no salt, a resend is a duplicate.
+    """
+    from django.conf import settings as django_settings
+
+    from django_synerise.dispatch import Dispatcher
+    from django_synerise.events import AIEvent
+    from django_synerise.transport import build_client
+    from tests.workers import UUID
+
+    server = harness.server
+    django_synerise.track_many(
+        AIEvent("recommendation.view", correlation_id=f"c{i}", client_uuid=UUID, items=["1"])
+        for i in range(300)
+    )
+    tuning = {**django_settings.SYNERISE, "AI_BATCH_SIZE": 100, "LEASE_SECONDS": 60}
+    with override_settings(SYNERISE=tuning):
+        other = Dispatcher(build_client(), sleep=harness.sleep)
+        slow = build_client()
+        send = slow.send_ai_batch
+        first_request: list[str] = []
+
+        def send_then_stall(event_type, texts):
+            send(event_type, texts)
+            if not first_request:
+                first_request.extend(texts)
+                # The reply came after the lease ran out; another worker got there first.
+                harness.clock.shift(dt.timedelta(seconds=61))
+                other.flush()
+
+        slow.send_ai_batch = send_then_stall
+        Dispatcher(slow, sleep=harness.sleep).flush()
+
+    counts = {}
+    for event in server.events:
+        counts[event["correlation"]] = counts.get(event["correlation"], 0) + 1
+    assert len(counts) == 300
+    in_flight = {json.loads(text)["correlationId"] for text in first_request}
+    # The request in flight when the lease ran out arrives twice (it was already
+    # sent); every other event exactly once.
+    assert {c for c, n in counts.items() if n > 1} == in_flight
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"sent"}
