@@ -292,8 +292,10 @@ def _where_leased(
     """``WHERE`` clause and parameters matching these ids, still pending (and leased to owner)."""
     params: list[Any]
     if connection.vendor == "postgresql":
-        # One array parameter: the statement text stays the same for any batch size.
-        condition, params = "id = ANY(%s)", [list(ids)]
+        # One array parameter, written as its text form: adapting a list of a
+        # thousand ints element by element cost more than running the UPDATE.
+        condition = "id = ANY(%s::bigint[])"
+        params = ["{" + ",".join(str(int(pk)) for pk in ids) + "}"]
     else:
         condition, params = f"id IN ({', '.join(['%s'] * len(ids))})", list(ids)
     condition += " AND status = %s"
