@@ -15,7 +15,9 @@ ALLOWED_HOSTS = ["*"]
 USE_TZ = True
 TIME_ZONE = "UTC"
 
-DATABASE_URL = env.str("DATABASE_URL", default="sqlite:///" + os.path.join(os.path.dirname(__file__), "test.sqlite3"))
+DATABASE_URL = env.str(
+    "DATABASE_URL", default="sqlite:///" + os.path.join(os.path.dirname(__file__), "test.sqlite3")
+)
 DATABASES = {"default": env.db_url_config(DATABASE_URL)}
 DATABASES["default"].setdefault("TEST", {})
 # One test database per test run (by process id), so that runs side by side

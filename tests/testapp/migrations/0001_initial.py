@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Order',
+            name="Order",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('customer_email', models.EmailField(max_length=254)),
-                ('total', models.DecimalField(decimal_places=2, default=0, max_digits=10)),
-                ('created', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("customer_email", models.EmailField(max_length=254)),
+                ("total", models.DecimalField(decimal_places=2, default=0, max_digits=10)),
+                ("created", models.DateTimeField(auto_now_add=True)),
             ],
         ),
     ]
