@@ -165,7 +165,11 @@ def _subprocess_env(server) -> dict[str, str]:
             f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
         )
     else:
-        pytest.skip(f"no subprocess URL for {connection.vendor}")
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        env["DATABASE_URL"] = (
+            f"mysql://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:"
+            f"{db['PORT'] or 3306}/{db['NAME']}"
+        )
     env["SYNERISE_API_BASE_URL"] = server.url
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     env["PYTHONPATH"] = str(ROOT)
