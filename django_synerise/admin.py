@@ -250,8 +250,13 @@ class OutboxEventAdmin(_ModelAdmin):
             return False
         return super().has_change_permission(request)
 
-    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
-        actions = super().get_actions(request)
+    def get_actions(self, request: HttpRequest, action_location: Any = None) -> dict[str, Any]:
+        # Django 6.1 passes action_location (and warns about overrides without it);
+        # 5.2 never does, and its get_actions() does not take it.
+        if action_location is None:
+            actions = super().get_actions(request)
+        else:
+            actions = super().get_actions(request, action_location=action_location)  # type: ignore[call-arg]
         # Its confirmation page loads every selected row: unusable on a
         # "select all" of millions. `synerise_outbox purge` deletes in chunks.
         actions.pop("delete_selected", None)
