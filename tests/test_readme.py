@@ -144,6 +144,7 @@ def flush_to(stand_in: LocalSynerise) -> None:
 
 EXERCISED = {
     "quickstart",
+    "bench",
     "run-by-hand",
     "pip",
     "startproject-settings",
