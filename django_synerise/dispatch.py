@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from django.utils import timezone
 
@@ -313,7 +313,7 @@ class Dispatcher:
             until = None
             if isinstance(abort.error, RateLimitedError):
                 result.rate_limited += 1
-                until = timezone.now() + _seconds(self._pause_for(abort.error))
+                until = timezone.now() + dt.timedelta(seconds=self._pause_for(abort.error))
             result.released += outbox.release(sorted(unrecorded), owner=self.owner, until=until)
             unrecorded.clear()
             raise
@@ -410,12 +410,6 @@ class Dispatcher:
         for secret in self._secrets:
             text = text.replace(secret, "[redacted]")
         return text
-
-
-def _seconds(value: float) -> Any:
-    import datetime as dt
-
-    return dt.timedelta(seconds=value)
 
 
 def flush(
