@@ -177,8 +177,20 @@ def _postgres_reachable(url: str) -> bool:
 def test_make_bench_lines_run_and_write_consistent_results(tmp_path):
     lines = _bench_sample()
     assert lines, "the bench sample is empty"
+    # Under CI this test runs inside `make test`: a nested make inherits MAKEFLAGS and
+    # MAKELEVEL and would print "Entering/Leaving directory" lines around the recipe.
+    make_env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"}
+    }
     make = subprocess.run(
-        ["make", "-n", "bench"], cwd=ROOT, capture_output=True, text=True, check=True
+        ["make", "--no-print-directory", "-n", "bench"],
+        cwd=ROOT,
+        env=make_env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     # Whatever setup make decides to do first, the target ends by running the suite.
     assert make.stdout.strip().splitlines()[-1].endswith("python -m bench.run")
