@@ -29,9 +29,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, Max, Min, Q
+from django.db.models import Count, DateTimeField, Field, Max, Min, Q
 from django.utils import timezone
 
 from . import signals
@@ -140,12 +141,84 @@ def _build_row(event: Event, now: dt.datetime) -> OutboxEvent:
     )
 
 
+class _InsertStatement(NamedTuple):
+    sql: str
+    fields: tuple[Field[Any, Any], ...]
+    returning: bool
+    pk_column: str
+
+
+# One INSERT statement per database alias, built on first use. Reset when
+# DATABASES changes (tests), since the alias may then name another backend.
+_insert_statements: dict[str, _InsertStatement] = {}
+
+
+def _insert_statement(alias: str) -> _InsertStatement:
+    try:
+        return _insert_statements[alias]
+    except KeyError:
+        pass
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    meta = OutboxEvent._meta
+    fields = tuple(field for field in meta.concrete_fields if not field.primary_key)
+    assert meta.pk is not None
+    pk_column = str(meta.pk.column)
+    returning = bool(connection.features.can_return_columns_from_insert)
+    sql = "INSERT INTO {} ({}) VALUES ({}){}".format(
+        quote(meta.db_table),
+        ", ".join(quote(str(field.column)) for field in fields),
+        ", ".join(["%s"] * len(fields)),
+        f" RETURNING {quote(pk_column)}" if returning else "",
+    )
+    statement = _InsertStatement(sql, fields, returning, pk_column)
+    _insert_statements[alias] = statement
+    return statement
+
+
+def _reset_insert_statements(*, setting: str, **kwargs: Any) -> None:
+    if setting == "DATABASES":
+        _insert_statements.clear()
+
+
+setting_changed.connect(_reset_insert_statements, dispatch_uid="django_synerise.outbox.insert")
+
+
+def _insert_one(row: OutboxEvent, alias: str) -> None:
+    """``row.save(force_insert=True)`` without the ORM's per-call SQL compilation.
+
+    A tracked page view pays for this on every request: compiling the INSERT
+    cost more than sending it. Model signals are not sent, as with
+    ``bulk_create``; :data:`~django_synerise.signals.events_enqueued` is.
+    """
+    statement = _insert_statement(alias)
+    connection = connections[alias]
+    params = [
+        # Only datetimes need the backend's adaptation (UTC, naive on MySQL, text on
+        # SQLite); every other column already holds the str or int it stores.
+        field.get_db_prep_save(getattr(row, field.attname), connection)
+        if isinstance(field, DateTimeField)
+        else getattr(row, field.attname)
+        for field in statement.fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(statement.sql, params)
+        if statement.returning:
+            row.pk = cursor.fetchone()[0]
+        else:
+            row.pk = connection.ops.last_insert_id(
+                cursor, OutboxEvent._meta.db_table, statement.pk_column
+            )
+    row._state.adding = False
+    row._state.db = alias
+
+
 def _write(rows: list[OutboxEvent]) -> None:
     alias = db_alias()
 
     def write() -> None:
         if len(rows) == 1:
-            rows[0].save(using=alias, force_insert=True)
+            _insert_one(rows[0], alias)
         else:
             OutboxEvent.objects.using(alias).bulk_create(rows, batch_size=500)
         signals.send_robust(signals.events_enqueued, events=rows)

@@ -44,6 +44,23 @@ def test_track_writes_one_row_with_the_exact_payload():
     assert stored.attempts == 0
 
 
+def test_track_returns_the_stored_row_after_one_insert(django_assert_num_queries):
+    occurred = dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
+    with django_assert_num_queries(1):
+        row = django_synerise.track("dog.bark", client={"customId": "7"}, time=occurred)
+    assert row is not None
+    assert not row._state.adding
+    assert row._state.db == "default"
+    stored = OutboxEvent.objects.get(pk=row.pk)
+    for field in OutboxEvent._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(row, field.attname), field.name
+    # Datetimes survive the round trip through the backend's own adaptation.
+    assert stored.occurred_at == occurred
+    assert stored.leased_until is None and stored.sent_at is None
+    second = django_synerise.track("dog.bark", client={"customId": "8"})
+    assert second is not None and second.pk > row.pk
+
+
 def test_track_time_is_fixed_at_enqueue_and_naive_time_uses_current_timezone():
     naive = dt.datetime(2024, 1, 2, 3, 4, 5)
     with timezone.override("Europe/Warsaw"):
