@@ -16,10 +16,10 @@ Contract of every ``send_*`` method:
   ===============================================  ==============================
   network error, timeout, broken response          :class:`RetryableError`
   408, 500, 502, 504, any other 5xx, 503 without   :class:`RetryableError`
-  ``Retry-After``, unexpected 3xx
+  ``Retry-After``, unexpected 3xx, 404, 405, 415
   429, 503 with ``Retry-After``                    :class:`RateLimitedError`
   401 after a fresh login, 403, refused login      :class:`AuthenticationError`
-  any other 4xx (400, 404, 413, 415, 422 ...)      :class:`RejectedError`
+  any other 4xx (400, 409, 413, 422 ...)           :class:`RejectedError`
   ===============================================  ==============================
 
 Retrying is the caller's business (the outbox dispatcher backs off and
@@ -98,6 +98,9 @@ MAX_RESPONSE_CHARS = 2000
 
 #: Longest request body written to the DEBUG log.
 _MAX_LOGGED_BODY_CHARS = 2000
+#: Statuses that say the endpoint or the media type is wrong, not any one event
+#: (404 Not Found, 405 Method Not Allowed, 415 Unsupported Media Type).
+_ENDPOINT_STATUSES = frozenset({404, 405, 415})
 
 _REDACTED = "***"
 
@@ -916,6 +919,18 @@ class SyneriseClient:
                 response,
                 path,
                 hint="check the API key and its permissions",
+            )
+        if status in _ENDPOINT_STATUSES:
+            # About no single event: the URL or the request's media type is wrong for
+            # this server (API_BASE_URL, AI_EVENTS_API, a proxy in between). As a
+            # rejection, the dispatcher would split every batch down to single events
+            # and bury them all as dead; as a retry they wait, with backoff, for the fix.
+            raise self._failure(
+                RetryableError,
+                "Synerise did not accept requests at this endpoint",
+                response,
+                path,
+                hint="check API_BASE_URL and AI_EVENTS_API",
             )
         if 400 <= status < 500:
             raise self._failure(RejectedError, "Synerise rejected the request", response, path)

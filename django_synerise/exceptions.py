@@ -124,7 +124,11 @@ def _rebuild(cls: type[SyneriseError], message: str, state: dict[str, Any]) -> S
 
 
 class RetryableError(SyneriseError):
-    """A transient failure (network, timeout, 5xx): the same request may succeed later."""
+    """A failure the same request may get past later: network, timeout, 5xx.
+
+    Also 404, 405 and 415, which no single event can cause: a wrong base URL or
+    a proxy in the way, fixed in the configuration while the events wait.
+    """
 
 
 class RateLimitedError(RetryableError):
@@ -140,7 +144,7 @@ class RateLimitedError(RetryableError):
 
 
 class RejectedError(SyneriseError):
-    """Synerise refused the request (400, 404, 413, 415, 422 ...); resending it will not help.
+    """Synerise refused the request (400, 409, 413, 422 ...); resending it will not help.
 
     ``errors`` holds the per-field detail from the API's ``errors`` array when
     it sent one.

@@ -909,7 +909,7 @@ class TestEndpoints:
 
 
 class TestClassification:
-    @pytest.mark.parametrize("status", [400, 404, 409, 413, 415, 422])
+    @pytest.mark.parametrize("status", [400, 409, 413, 422])
     def test_other_4xx_is_rejected(
         self, client: SyneriseClient, adapter: FakeAdapter, status: int
     ) -> None:
@@ -923,6 +923,20 @@ class TestClassification:
         assert exc.endpoint == "/v4/events/batch"
         assert "Validation failed" in exc.message
         assert exc.message.startswith("Synerise rejected the request")
+
+    @pytest.mark.parametrize("status", [404, 405, 415])
+    def test_wrong_endpoint_or_media_type_is_retryable_not_rejected(
+        self, client: SyneriseClient, adapter: FakeAdapter, status: int
+    ) -> None:
+        adapter.queue((status, {"status": status, "error": "Nope", "message": "No route"}, {}))
+        with pytest.raises(RetryableError) as info:
+            client.send_batch([custom()])
+        exc = info.value
+        assert not isinstance(exc, RateLimitedError)
+        assert exc.status_code == status
+        assert exc.message.startswith("Synerise did not accept requests at this endpoint")
+        assert "No route" in exc.message
+        assert "check API_BASE_URL and AI_EVENTS_API" in exc.message
 
     def test_rejected_carries_errors_and_request_id(
         self, client: SyneriseClient, adapter: FakeAdapter
@@ -1557,10 +1571,12 @@ class TestHTTPErrors:
             server.max_body_bytes = limit
         assert info.value.status_code == 413
 
-    def test_unknown_endpoint_is_rejected(self, http_client: SyneriseClient, server: Any) -> None:
-        with pytest.raises(RejectedError) as info:
+    def test_unknown_endpoint_is_retryable(self, http_client: SyneriseClient, server: Any) -> None:
+        with pytest.raises(RetryableError) as info:
             http_client.post_json("/v4/events/nope", b"{}")
+        assert not isinstance(info.value, RejectedError)
         assert info.value.status_code == 404
+        assert "check API_BASE_URL" in str(info.value)
 
     def test_ai_rejected(self, http_client: SyneriseClient, server: Any) -> None:
         with pytest.raises(RejectedError, match="clientUUID") as info:

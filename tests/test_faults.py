@@ -119,6 +119,29 @@ def test_poison_event_in_a_batch_of_1000_is_isolated_by_bisection(harness):
     assert len(server.salt_counts()) == 999 and max(server.salt_counts().values()) == 1
 
 
+@pytest.mark.parametrize("status", ["404", "415"])
+def test_an_endpoint_that_answers_404_or_415_buries_nothing(harness, status):
+    """A misrouted URL fails every batch alike: retried with backoff, not bisected into dead."""
+    server = harness.server
+    django_synerise.track_many(
+        CustomEvent("dog.bark", client={"customId": str(i)}) for i in range(200)
+    )
+    fault = server.inject(status, paths="/v4/events/batch")
+
+    first = harness.flush()
+    assert (first.sent, first.dead, first.retried, first.requests) == (0, 0, 200, 1)
+    assert fault.fired == 1
+    rows = OutboxEvent.objects.all()
+    assert {(row.status, row.attempts) for row in rows} == {("pending", 1)}
+    assert all(f"HTTP {status}" in row.last_error for row in rows)
+    assert all("check API_BASE_URL" in row.last_error for row in rows)
+
+    server.clear_faults()
+    harness.drain()
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"sent"}
+    assert len(server.salt_counts()) == 200 and max(server.salt_counts().values()) == 1
+
+
 @pytest.mark.parametrize("status", ["429", "503"])
 def test_retry_after_pauses_the_pass_and_costs_no_attempt(harness, status):
     server = harness.server

@@ -1165,7 +1165,7 @@ def test_probability_with_times_caps_the_faults(server: LocalSynerise) -> None:
 
 def test_inject_rejects_bad_arguments(server: LocalSynerise) -> None:
     with pytest.raises(ValueError, match="unknown fault"):
-        server.inject("404")
+        server.inject("418")
     with pytest.raises(ValueError, match="times"):
         server.inject("500", times=0)
     with pytest.raises(ValueError, match="probability"):

@@ -116,7 +116,19 @@ AI_EVENT_TYPES: frozenset[str] = frozenset(
 
 #: What :meth:`LocalSynerise.inject` accepts.
 FAULT_KINDS: frozenset[str] = frozenset(
-    {"500", "502", "503", "429", "timeout", "slow", "drop", "malformed", "expire_tokens"}
+    {
+        "500",
+        "502",
+        "503",
+        "429",
+        "404",
+        "415",
+        "timeout",
+        "slow",
+        "drop",
+        "malformed",
+        "expire_tokens",
+    }
 )
 
 RecordMode = Literal["full", "salts", "count"]
@@ -1008,8 +1020,8 @@ class LocalSynerise:
     ) -> Fault:
         """Make matching requests fail with ``fault``; return the :class:`Fault`.
 
-        Kinds: ``"500"``, ``"502"``, ``"503"``, ``"429"`` (that status with an error
-        body); ``"malformed"`` (500 with an HTML body); ``"timeout"`` (wait ``delay``
+        Kinds: ``"500"``, ``"502"``, ``"503"``, ``"429"``, ``"404"``, ``"415"`` (that
+        status with an error body, as a misrouting proxy would answer); ``"malformed"`` (500 with an HTML body); ``"timeout"`` (wait ``delay``
         seconds, default 30, then 504, nothing accepted); ``"slow"`` (accept the
         request, then wait ``delay`` seconds before answering: the client times out
         although the events were stored, as happens in production); ``"drop"``
