@@ -105,7 +105,7 @@ _ENDPOINT_STATUSES = frozenset({404, 405, 415})
 _REDACTED = "***"
 
 AuthMode = Literal["jwt", "basic"]
-CallAuth = Literal["workspace", "tracker"]
+CallAuth = Literal["workspace", "jwt", "tracker"]
 
 #: What the batch methods accept per item: an event object, its payload dict,
 #: or its JSON text exactly as :meth:`Event.to_json` produced it (the outbox
@@ -385,8 +385,9 @@ class SyneriseClient:
     Args (all keyword-only):
         base_url: API host, e.g. ``https://api.synerise.com`` (no trailing path).
         api_key: workspace API key; needed for every v4 call.
-        tracker_key: web tracker key; needed for AI (recommendation) events,
-            which it authorizes as the ``token`` query parameter.
+        tracker_key: web tracker key; authorizes AI (recommendation) events
+            as the ``token`` query parameter. Without one they are sent with
+            the workspace JWT, which the AI events API also takes.
         auth: ``"jwt"`` logs in at :data:`LOGIN_PATH` and sends
             ``Authorization: Bearer``; ``"basic"`` sends
             ``Basic base64(workspace_guid:api_key)`` and never logs in.
@@ -571,7 +572,7 @@ class SyneriseClient:
     def send_ai_batch(
         self, event_type: str, events: Iterable[AIEvent | Mapping[str, Any] | str]
     ) -> None:
-        """Send AI events of one type in one request, authorized by the tracker key.
+        """Send AI events of one type in one request, authorized by the tracker key (or JWT).
 
         ``events-v1``: ``POST /events/v1/batch?token=...``; ``ai-compat``:
         ``POST /v4/events/ai-compat/batch?token=...``; body
@@ -579,8 +580,8 @@ class SyneriseClient:
         :class:`AIEvent` objects (serialized with this client's
         ``ai_events_api`` and ``ai_timestamp_format``), payload dicts or JSON
         texts. Raises :class:`ValueError` for an unknown ``event_type``, an
-        :class:`AIEvent` of another type, or a missing tracker key. An empty
-        batch sends nothing.
+        :class:`AIEvent` of another type, or when neither a tracker key nor an
+        API key is set. An empty batch sends nothing.
         """
         _check_ai_type(event_type)
         items, count = self._array_body(events, kind="ai", ai_type=event_type)
@@ -592,7 +593,7 @@ class SyneriseClient:
             if self.ai_events_api == "events-v1"
             else "/v4/events/ai-compat/batch"
         )
-        self.post_json(path, body, auth="tracker", count=count)
+        self.post_json(path, body, auth=self._ai_auth(), count=count)
 
     def send_ai_event(
         self, event: AIEvent | Mapping[str, Any], *, event_type: str | None = None
@@ -614,7 +615,7 @@ class SyneriseClient:
             path = f"/events/v1/single/{event_type}"
         else:
             path = f"/v4/events/ai-compat/{event_type}"
-        self.post_json(path, _encode(payload), auth="tracker", count=1)
+        self.post_json(path, _encode(payload), auth=self._ai_auth(), count=1)
 
     # -- the one HTTP path every call takes ----------------------------------
 
@@ -630,9 +631,11 @@ class SyneriseClient:
 
         ``path`` starts with ``/`` and has no query string. ``auth="workspace"``
         sends ``Api-Version`` and the workspace credentials (a JWT is fetched or
-        reused, and replaced once on a 401); ``auth="tracker"`` adds the
-        tracker key as the ``token`` query parameter and sends no credentials
-        header. ``count`` (events in the body) is only used for logging.
+        reused, and replaced once on a 401; HTTP Basic with ``auth="basic"``);
+        ``auth="jwt"`` sends the JWT whatever the client's auth mode;
+        ``auth="tracker"`` adds the tracker key as the ``token`` query
+        parameter and sends no credentials header. ``count`` (events in the
+        body) is only used for logging.
 
         Raises a :class:`SyneriseError` subclass for any failure (see the
         module docstring), :class:`ValueError` when a needed key is missing.
@@ -659,11 +662,11 @@ class SyneriseClient:
                 )
             self._raise_for_status(response, path)
             return response
-        if auth != "workspace":
-            raise ValueError(f'auth must be "workspace" or "tracker", not {auth!r}')
+        if auth not in ("workspace", "jwt"):
+            raise ValueError(f'auth must be "workspace", "jwt" or "tracker", not {auth!r}')
 
         headers["Api-Version"] = self.api_version
-        if self.auth == "basic":
+        if auth == "workspace" and self.auth == "basic":
             headers["Authorization"] = f"Basic {self._require_basic_credentials()}"
             response = self._send(path, body, headers, None, count)
             if response.status_code == 401:
@@ -701,10 +704,16 @@ class SyneriseClient:
 
     # -- authentication ------------------------------------------------------
 
+    def _ai_auth(self) -> CallAuth:
+        # The AI events API takes the tracker key or a workspace JWT (Basic is not
+        # among its methods): without a tracker key, first-party beacons still go.
+        return "tracker" if self._tracker_key else "jwt"
+
     def _require_api_key(self) -> str:
         if not self._api_key:
             raise ValueError(
-                'api_key is required for v4 calls (events, transactions); set SYNERISE["API_KEY"]'
+                "api_key is required for v4 calls (events, transactions) and for AI events "
+                'when no tracker_key is set; set SYNERISE["API_KEY"]'
             )
         return self._api_key
 

@@ -12,7 +12,9 @@ rate limited (429/503)    released unharmed (no attempt counted), due after
                           ``Retry-After``; the pass pauses, then goes on
 rejected (4xx)            split in halves and resent until the events Synerise refuses
                           are alone; only those go ``dead``, with the API's message
-authentication failed     every claimed row released unharmed; the pass stops and
+authentication failed     that endpoint's rows released unharmed; the pass goes on
+                          with the other endpoints (the tracker key of the AI events
+                          API may be wrong while the workspace key is fine), then
                           raises :class:`~django_synerise.exceptions.AuthenticationError`
 ========================  ==========================================================
 
@@ -153,6 +155,14 @@ class _Abort(Exception):
         super().__init__(str(error))
 
 
+class _Refused(Exception):
+    """One endpoint refused our credentials; the others may still take their events."""
+
+    def __init__(self, error: AuthenticationError) -> None:
+        self.error = error
+        super().__init__(str(error))
+
+
 class Dispatcher:
     """Runs flush passes with one client and one lease owner.
 
@@ -184,6 +194,7 @@ class Dispatcher:
         self.on_progress = on_progress
         self.sleep = sleep
         self._lease_deadline = timezone.now()
+        self._refused: dict[str, AuthenticationError] = {}
         self._secrets = [
             s
             for s in (
@@ -202,13 +213,17 @@ class Dispatcher:
         Stops when nothing due is left, after ``max_events`` rows, when
         ``should_stop()`` turns true, or when Synerise asks for a pause longer
         than ``RATE_LIMIT_MAX_WAIT``. Raises
-        :class:`~django_synerise.exceptions.AuthenticationError` (rows released)
-        when the credentials are refused.
+        :class:`~django_synerise.exceptions.AuthenticationError` when an
+        endpoint refused the credentials, after the other endpoints had their
+        events sent; the refused endpoint's rows are released unharmed.
         """
         result = FlushResult()
         started = time.monotonic()
         pass_start = timezone.now()
         handled = 0
+        # Endpoints that refused the credentials in this pass: their rows are
+        # released without another try; the pass raises once the rest is sent.
+        self._refused = {}
         try:
             while True:
                 if self.should_stop():
@@ -230,9 +245,6 @@ class Dispatcher:
                 try:
                     self._deliver(rows, result)
                 except _Abort as abort:
-                    if isinstance(abort.error, AuthenticationError):
-                        result.stopped_by = "auth"
-                        raise abort.error from None
                     wait = self._pause_for(abort.error)
                     if wait > float(synerise_settings.RATE_LIMIT_MAX_WAIT) or self.should_stop():
                         result.stopped_by = "rate_limited"
@@ -241,6 +253,9 @@ class Dispatcher:
                     self.sleep(wait)
                     # The released rows fell due during the pause: take them in this pass.
                     pass_start = timezone.now()
+            if self._refused:
+                result.stopped_by = "auth"
+                raise next(iter(self._refused.values()))
         finally:
             result.duration = time.monotonic() - started
             try:
@@ -303,7 +318,18 @@ class Dispatcher:
         unrecorded = {row.id for row in rows}
         try:
             for endpoint, batch_type, chunk in pack(rows, self.batch_size):
-                self._send(endpoint, batch_type, chunk, result, unrecorded)
+                if endpoint in self._refused:
+                    continue  # left unrecorded: released below, due again next pass
+                try:
+                    self._send(endpoint, batch_type, chunk, result, unrecorded)
+                except _Refused as refused:
+                    self._refused[endpoint] = refused.error
+                    logger.error(
+                        "Synerise refused the credentials for %s events; their rows are "
+                        "released, the other endpoints go on: %s",
+                        endpoint,
+                        refused.error,
+                    )
                 if self.on_progress is not None:
                     self.on_progress(result)
                 if self.should_stop() and unrecorded:
@@ -365,7 +391,9 @@ class Dispatcher:
         result.requests += 1
         try:
             self._post(endpoint, batch_type, chunk)
-        except (AuthenticationError, RateLimitedError) as err:
+        except AuthenticationError as err:
+            raise _Refused(err) from err
+        except RateLimitedError as err:
             raise _Abort(err) from err
         except RejectedError as err:
             if len(chunk) > 1:

@@ -834,9 +834,21 @@ class TestEndpoints:
         with pytest.raises(ValueError, match="send_batch"):
             client.send_ai_batch("recommendation.view", [custom()])  # type: ignore[list-item]
 
-    def test_ai_without_tracker_key(self, make_client: Callable[..., SyneriseClient]) -> None:
-        with pytest.raises(ValueError, match="tracker_key is required for AI events"):
-            make_client(tracker_key=None).send_ai_batch("recommendation.view", [ai_view()])
+    @pytest.mark.parametrize("auth", ["jwt", "basic"])
+    def test_ai_without_tracker_key_sends_the_workspace_jwt(
+        self, make_client: Callable[..., SyneriseClient], adapter: FakeAdapter, auth: str
+    ) -> None:
+        client = make_client(tracker_key=None, auth=auth, workspace_guid="guid-1")
+        client.send_ai_batch("recommendation.view", [ai_view()])
+        (call,) = [r for r in adapter.requests if r.path_url.startswith("/events/")]
+        assert urlsplit(call.url).query == ""
+        assert call.headers["Authorization"].startswith("Bearer ")
+        assert adapter.logins == 1
+
+    def test_ai_without_any_key(self, make_client: Callable[..., SyneriseClient]) -> None:
+        client = make_client(tracker_key=None, api_key=None)
+        with pytest.raises(ValueError, match="api_key is required"):
+            client.send_ai_batch("recommendation.view", [ai_view()])
 
     @pytest.mark.parametrize(
         ("api", "path"),

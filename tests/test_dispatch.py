@@ -232,6 +232,42 @@ def test_auth_failure_stops_and_releases_everything():
     assert len(dispatch.outbox.claim(10, owner="next")) == 5
 
 
+def test_an_endpoint_that_refuses_the_credentials_does_not_hold_up_the_others():
+    """A wrong tracker key stops AI events only: v4 events and transactions still go."""
+    django_synerise.track_many(
+        [ai("recommendation.view", i) for i in range(3)]  # the oldest rows: claimed first
+        + [custom(i) for i in range(25)]
+        + [Transaction(client={"customId": "1"}, order_id="o1", revenue=5, currency="PLN")]
+        + [ai("recommendation.click", 9)]
+    )
+    client = FakeClient(
+        lambda e, b: AuthenticationError("Synerise refused the tracker key") if e == "ai" else None
+    )
+    dispatcher = Dispatcher(client, batch_size=10, sleep=lambda s: None)
+    with pytest.raises(AuthenticationError, match="tracker key"):
+        dispatcher.flush()
+
+    assert sorted({endpoint for endpoint, _, _ in client.requests}) == ["events", "transactions"]
+    assert len(client.delivered()) == 26
+    ai_rows = OutboxEvent.objects.filter(kind="ai")
+    assert ai_rows.count() == 4
+    assert all(r.status == "pending" and r.attempts == 0 and r.leased_by == "" for r in ai_rows)
+    assert set(OutboxEvent.objects.exclude(kind="ai").values_list("status", flat=True)) == {"sent"}
+    # Once refused, an endpoint is not asked again in the same pass (4 AI rows over
+    # 3 claims, one click in its own request: without the memo, 3 or more attempts).
+    attempts_at_ai = []
+    client.fail = lambda e, b: (
+        attempts_at_ai.append(e) or (AuthenticationError("refused") if e == "ai" else None)
+    )
+    with pytest.raises(AuthenticationError):
+        Dispatcher(client, batch_size=2, sleep=lambda s: None).flush()
+    assert attempts_at_ai == ["ai"]
+    # With the key fixed, the next pass delivers them.
+    client.fail = None
+    result = Dispatcher(client).flush()
+    assert result.sent == 4 and result.stopped_by == "drained"
+
+
 def test_should_stop_finishes_the_request_in_flight_and_releases_the_rest():
     django_synerise.track_many([custom(i) for i in range(30)])
     client = FakeClient()

@@ -14,15 +14,17 @@ import json
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.test import override_settings
 from django.utils import timezone
 
 import django_synerise
 from django_synerise.events import CustomEvent
-from django_synerise.exceptions import EventTooLargeError, InvalidEventError
+from django_synerise.exceptions import AuthenticationError, EventTooLargeError, InvalidEventError
 from django_synerise.models import OutboxEvent
 from django_synerise.signals import events_dead
 from django_synerise.testing import LocalSynerise
+from django_synerise.transport import build_client
 from tests.drain import Harness
 from tests.workers import delivery_report, is_poison, logical_id, mixed_events
 
@@ -117,6 +119,40 @@ def test_poison_event_in_a_batch_of_1000_is_isolated_by_bisection(harness):
     assert POISON_MARK in poison.last_error
     assert dead_signals and dead_signals[0]["ids"] == [poison.id]
     assert len(server.salt_counts()) == 999 and max(server.salt_counts().values()) == 1
+
+
+def test_a_wrong_tracker_key_holds_back_only_the_ai_events(harness):
+    server = harness.server
+    django_synerise.track_many(mixed_events(50))  # two kinds in five are AI events
+    ai_rows = OutboxEvent.objects.filter(kind="ai").count()
+    assert ai_rows == 20
+    with override_settings(SYNERISE={**settings.SYNERISE, "TRACKER_KEY": "not-the-key"}):
+        harness.client = build_client()
+        with pytest.raises(AuthenticationError, match="refused the tracker key"):
+            harness.flush()
+    assert server.count == 30  # every v4 event and transaction
+    pending = OutboxEvent.objects.filter(status="pending")
+    assert pending.count() == ai_rows and {r.kind for r in pending} == {"ai"}
+    assert all(r.attempts == 0 and r.leased_by == "" for r in pending)
+
+    harness.client = build_client()
+    harness.drain()
+    assert server.count == 50
+    assert set(OutboxEvent.objects.values_list("status", flat=True)) == {"sent"}
+
+
+def test_without_a_tracker_key_ai_events_go_with_the_workspace_jwt(harness):
+    server = harness.server
+    django_synerise.track_many(mixed_events(10))
+    with override_settings(SYNERISE={**settings.SYNERISE, "TRACKER_KEY": None}):
+        harness.client = build_client()
+        result = harness.flush()
+    assert (result.sent, result.dead, result.retried) == (10, 0, 0)
+    ai_requests = [r for r in server.requests if r.path.startswith("/events/v1/")]
+    assert ai_requests and all(
+        r.headers.get("authorization", "").startswith("Bearer ") and "token" not in r.query
+        for r in ai_requests
+    )
 
 
 @pytest.mark.parametrize("status", ["404", "415"])
