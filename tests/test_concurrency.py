@@ -63,7 +63,9 @@ def enqueue_at_once(events) -> None:
 
 def test_four_workers_deliver_each_event_exactly_once(workers):
     with LocalSynerise(record="salts") as server:
-        pool = [workers(f"worker{i}", server) for i in range(4)]
+        # Forty batches, not two: with 1,000-event batches one worker can take the
+        # whole SQLite backlog before the others wake from their poll interval.
+        pool = [workers(f"worker{i}", server, BATCH_SIZE=EVENTS // 40) for i in range(4)]
         for worker in pool:
             worker.wait_ready()
         # Salts only: every event counts by eventSalt here.
