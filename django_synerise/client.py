@@ -202,6 +202,33 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
+class _RedactQueryTokens(logging.Filter):
+    """Remove ``token=`` query values from urllib3's own log lines.
+
+    urllib3 logs every request line at DEBUG (``"POST /events/v1/batch?token=..."``)
+    and retried URLs at WARNING; the AI events API carries the tracker key
+    there. Installed once on urllib3's loggers when a client is built.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = _CREDENTIAL_PATTERNS[0][0].sub(_CREDENTIAL_PATTERNS[0][1], message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_URLLIB3_LOGGERS = ("urllib3.connectionpool", "urllib3.connection", "urllib3.util.retry")
+_query_token_filter = _RedactQueryTokens()
+
+
+def _install_urllib3_filter() -> None:
+    for name in _URLLIB3_LOGGERS:
+        library_logger = logging.getLogger(name)
+        if _query_token_filter not in library_logger.filters:
+            library_logger.addFilter(_query_token_filter)
+
+
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
     """Seconds to wait according to a ``Retry-After`` header, or ``None``.
 
@@ -480,6 +507,7 @@ class SyneriseClient:
         # Recent JWTs (ours or read from a shared cache), for redaction.
         self._tokens: collections.deque[str] = collections.deque(maxlen=8)
         self._tokens_lock = threading.Lock()
+        _install_urllib3_filter()
 
     def __repr__(self) -> str:
         return f"<SyneriseClient {self.base_url} auth={self.auth}>"

@@ -102,6 +102,13 @@ _FORBIDDEN_CUSTOM_ACTIONS: dict[str, str] = {
     **{
         action: "use the AI events API: django_synerise.events.AIEvent" for action in AI_EVENT_TYPES
     },
+    # Synerise's batch rule: an event with a dedicated endpoint goes with that
+    # endpoint's name as its type and no action.
+    **{
+        action: f"it has a dedicated endpoint: use DedicatedEvent({name!r}, ...) "
+        "with django_synerise.track_event()"
+        for name, action in DEDICATED_EVENT_TYPES.items()
+    },
 }
 
 _ACTION_RE = re.compile(r"^[A-Za-z0-9._-]{2,32}$")
@@ -598,6 +605,7 @@ class Transaction(Event):
             _check_time("recordedAt", recorded_at) if recorded_at is not None else _utcnow()
         )
         self.salt = _check_salt(salt)
+        self._check_one_currency()
         if self.revenue is None and self.products:
             total = sum(
                 Decimal(str(p["finalUnitPrice"]["amount"])) * Decimal(str(p["quantity"]))
@@ -609,6 +617,31 @@ class Transaction(Event):
             }
         if self.value is None and self.revenue is not None:
             self.value = dict(self.revenue)
+
+    def _check_one_currency(self) -> None:
+        # Synerise takes one currency per transaction; a computed revenue would
+        # otherwise add up amounts of different currencies.
+        amounts = [
+            ("revenue", self.revenue),
+            ("value", self.value),
+            ("discountAmount", self.discount_amount),
+        ] + [
+            (f"products[{index}].{key}", product.get(key))
+            for index, product in enumerate(self.products)
+            for key in _PRODUCT_MONEY
+        ]
+        first: tuple[str, str] | None = None
+        for field, money in amounts:
+            if money is None:
+                continue
+            if first is None:
+                first = (field, money["currency"])
+            elif money["currency"] != first[1]:
+                raise InvalidEventError(
+                    f"{field}.currency",
+                    f"is {money['currency']} but {first[0]} is in {first[1]}: "
+                    "a transaction has one currency",
+                )
 
     @property
     def batch_type(self) -> str:

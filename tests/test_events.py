@@ -107,6 +107,27 @@ def test_recommendation_events_are_refused_as_custom_events():
         CustomEvent("recommendation.view", client={"customId": "1"})
 
 
+@pytest.mark.parametrize(("event_type", "action"), sorted(DEDICATED_EVENT_TYPES.items()))
+def test_actions_with_a_dedicated_endpoint_are_refused_as_custom_events(event_type, action):
+    with pytest.raises(InvalidEventError) as exc:
+        CustomEvent(action, client={"customId": "1"})
+    assert exc.value.field == "action"
+    assert f"DedicatedEvent({event_type!r}" in str(exc.value)
+
+
+def test_a_transaction_keeps_to_one_currency():
+    tx = Transaction(
+        client={"customId": "1"},
+        order_id="1",
+        currency="EUR",
+        products=[
+            {"sku": "a", "finalUnitPrice": {"amount": 10, "currency": "EUR"}},
+            {"sku": "b", "finalUnitPrice": 5, "quantity": 2},
+        ],
+    )
+    assert tx.to_payload()["revenue"] == {"amount": 20, "currency": "EUR"}
+
+
 @pytest.mark.parametrize(
     ("client", "field", "fragment"),
     [
@@ -301,6 +322,35 @@ def test_transaction_payload():
         ({"order_id": "1", "revenue": 10, "currency": "zł"}, "revenue.currency"),
         ({"order_id": "1", "revenue": "10", "currency": "PLN"}, "revenue"),
         ({"order_id": "1", "source": "FAX"}, "source"),
+        (
+            {
+                "order_id": "1",
+                "currency": "PLN",
+                "products": [
+                    {"sku": "a", "finalUnitPrice": {"amount": 10, "currency": "EUR"}},
+                    {"sku": "b", "finalUnitPrice": 5},
+                ],
+            },
+            "products[1].finalUnitPrice.currency",
+        ),
+        (
+            {
+                "order_id": "1",
+                "currency": "PLN",
+                "revenue": {"amount": 10, "currency": "USD"},
+                "products": [{"sku": "a", "finalUnitPrice": 10}],
+            },
+            "products[0].finalUnitPrice.currency",
+        ),
+        (
+            {
+                "order_id": "1",
+                "revenue": 10,
+                "currency": "PLN",
+                "discount_amount": {"amount": 1, "currency": "EUR"},
+            },
+            "discountAmount.currency",
+        ),
     ],
 )
 def test_transaction_rules(kwargs, field):

@@ -108,7 +108,8 @@ def flush_direct(evidence: Evidence, where: str) -> None:
 
 @pytest.fixture
 def evidence(caplog):
-    caplog.set_level(logging.DEBUG, logger="django_synerise")
+    # Every logger, not only the package's: urllib3 logs request lines at DEBUG.
+    caplog.set_level(logging.DEBUG)
     cache.clear()  # no token left over from another test
     evidence = Evidence(caplog)
     dead_signals = []

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -648,6 +649,18 @@ V4_BATCH_REJECTIONS = [
         [custom(type="added-to-cart")], "[0].action", "must not be sent", id="dedicated-action"
     ),
     pytest.param(
+        [custom(action="product.addToCart")],
+        "[0].action",
+        "type 'added-to-cart' and no action",
+        id="custom-with-a-dedicated-action",
+    ),
+    pytest.param(
+        [custom(action="recommendation.click")],
+        "[0].action",
+        "AI events API",
+        id="custom-with-an-ai-action",
+    ),
+    pytest.param(
         [{k: v for k, v in custom().items() if k != "client"}],
         "[0].client",
         "required",
@@ -818,6 +831,15 @@ def test_v4_single_rejections(
         ),
         ("/v4/transactions", transaction(paymentInfo="CASH"), "paymentInfo", "must be an object"),
         ("/v4/transactions", transaction(metadata=None), "metadata", "must not be null"),
+        (
+            "/v4/transactions",
+            transaction(
+                value={"amount": 5, "currency": "PLN"},
+                products=[{"sku": "a", "finalUnitPrice": {"amount": 5, "currency": "EUR"}}],
+            ),
+            "body",
+            "mixes currencies ['EUR', 'PLN']",
+        ),
         ("/v4/transactions/batch", transaction(), "body", "must be an array"),
         ("/v4/transactions/batch", [transaction(), transaction(orderId="")], "[1].orderId", "non-"),
     ],
@@ -1228,6 +1250,27 @@ def test_keep_alive_survives_an_error_reply(server: LocalSynerise) -> None:
 
 
 # -- entry points --------------------------------------------------------------------------
+
+
+def test_command_line_port_in_use_says_so(server: LocalSynerise) -> None:
+    port = urlsplit(server.url).port
+    result = subprocess.run(
+        [sys.executable, "-m", "django_synerise.testing", "--port", str(port)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "pass another --port" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_binding_a_used_port_raises_oserror_not_attributeerror(server: LocalSynerise) -> None:
+    taken = LocalSynerise(port=urlsplit(server.url).port)
+    with pytest.raises(OSError, match="in use"):
+        taken.start()
 
 
 def test_command_line_entry_point() -> None:

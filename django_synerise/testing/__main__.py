@@ -58,7 +58,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, request_stop)
     signal.signal(signal.SIGTERM, request_stop)
-    server.start()
+    try:
+        server.start()
+    except OSError as err:
+        print(
+            f"cannot listen on {args.host}:{args.port}: {err.strerror or err}; "
+            "pass another --port (0 picks a free one)",
+            file=sys.stderr,
+        )
+        return 2
     print(server.url, flush=True)
     print(
         f"LocalSynerise listening on {server.url} (API key {server.api_key!r}, tracker key "

@@ -152,6 +152,15 @@ _PRODUCT_MONEY = ("finalUnitPrice", "regularPrice", "discountPrice", "netUnitPri
 _FORBIDDEN_CUSTOM_ACTIONS = {
     "transaction.charge": "transactions must be sent to /v4/transactions; "
     "the events endpoints do not create product.buy events",
+    **{
+        event_type: "recommendation events must be sent to the AI events API (/events/v1)"
+        for event_type in AI_EVENT_TYPES
+    },
+    # "If the event has a dedicated endpoint: add the type ... remove the action."
+    **{
+        action: f"has a dedicated endpoint: send it with type {name!r} and no action"
+        for name, action in DEDICATED_EVENT_TYPES.items()
+    },
 }
 
 _ACTION_RE = re.compile(r"[A-Za-z0-9._-]{2,32}\Z")
@@ -504,7 +513,28 @@ def _check_transaction(tx: Any, at: str, errors: Errors) -> bool:
                     not _is_number(product["quantity"]) or product["quantity"] <= 0
                 ):
                     errors.append((f"{where}.quantity", "must be a positive number"))
+    currencies = {
+        money["currency"]
+        for money in _money_fields(tx)
+        if type(money) is dict and type(money.get("currency")) is str
+    }
+    if len(currencies) > 1:
+        errors.append((at.rstrip(".") or "body", f"mixes currencies {sorted(currencies)}: use one"))
     return len(errors) == before
+
+
+def _money_fields(tx: dict[str, Any]) -> list[Any]:
+    fields = [tx[key] for key in _TX_MONEY if key in tx]
+    products = tx.get("products")
+    if type(products) is list:
+        fields += [
+            product[key]
+            for product in products
+            if type(product) is dict
+            for key in _PRODUCT_MONEY
+            if key in product
+        ]
+    return fields
 
 
 def _check_ai_event(item: Any, at: str, event_type: str, compat: bool, errors: Errors) -> bool:
@@ -609,9 +639,11 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], stand_in: LocalSynerise) -> None:
         self.stand_in = stand_in
-        super().__init__(address, _Handler)
         self._closing = False
+        # Before super().__init__: when binding fails it calls server_close(), which
+        # closes these too.
         self._wake_reader, self._wake_writer = socket.socketpair()
+        super().__init__(address, _Handler)
 
     def serve_until_closed(self) -> None:
         """Accept connections until :meth:`close_now`.
