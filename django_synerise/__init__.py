@@ -10,9 +10,11 @@ Public API::
   saves and deletes.
 * ``__version__`` is the installed distribution's version.
 
-Everything else in the package is an implementation detail unless its own
-module documents it (``django_synerise.conf``, ``django_synerise.exceptions``,
-``django_synerise.testing``, the management commands and template tags).
+Also public (the README's deprecation policy covers them): the modules
+``conf``, ``exceptions``, ``identity``, ``middleware``, ``hooks``, ``outbox``,
+``signals``, ``testing`` and ``tasks`` (each the names in its ``__all__``), the
+management commands, the template tags and the settings. Everything else is an
+implementation detail.
 
 The names are loaded on first use, so importing the package does not import
 Django models before the app registry is ready.

@@ -1,18 +1,30 @@
-"""Known automated user agents: crawlers, monitors, link previewers, HTTP libraries.
+"""Known automated user agents, in two groups that page visits treat apart.
 
-:func:`is_bot` tells the page-visit middleware which requests are not people.
-The list errs on the side of people: an entry goes in only when no browser a
-person uses sends it. Non-browser HTTP clients (``curl``, ``python-requests``,
-``Go-http-client`` ...) count as bots, like the JS tracker, which never runs
-in them. An empty user agent is *not* a bot (some privacy tools strip it).
+**Bots** (:func:`is_bot`; skipped while ``SYNERISE["PAGE_VISITS"]["EXCLUDE_BOTS"]``,
+default True): crawlers, uptime monitors and health checks, link previewers,
+SEO and security scanners. Nobody looked at the page.
 
-The list is three tuples, all lower case and matched against the lower-cased
-user agent: :data:`BOT_PREFIXES` (the user agent starts with it),
-:data:`BOT_SUBSTRINGS` (it appears anywhere) and :data:`BOT_PATTERNS` (regex
-fragments, for the few entries that need word boundaries). To extend it, add
-an entry to the right tuple and a user agent to ``tests/test_middleware.py``.
+**Automation** (:func:`is_automation`; skipped only with
+``SYNERISE["PAGE_VISITS"]["EXCLUDE_AUTOMATION"]``, default False): HTTP
+libraries and tools (``curl``, ``python-requests``, ``Go-http-client``,
+``okhttp`` ...) and browser automation (``HeadlessChrome``, Playwright,
+Puppeteer, Selenium, PhantomJS, WebDriver). A page visit is only recorded when
+the request carries the tracker's cookie or a logged-in user, so such a client
+is almost always a deliberate session: a QA script, an app's webview, an
+end-to-end test.
 
-They are compiled into one regex on first use, with the literal entries
+A user agent can be in both (``Scrapy/2.11 (+https://scrapy.org)`` is a
+crawler built on an HTTP library); it is then a bot. The lists err on the side
+of people: an entry goes in only when no browser a person uses sends it. An
+empty user agent is in neither (some privacy tools strip it).
+
+Each group is three tuples, all lower case and matched against the
+lower-cased user agent: ``*_PREFIXES`` (the user agent starts with it),
+``*_SUBSTRINGS`` (it appears anywhere) and ``*_PATTERNS`` (regex fragments,
+for the few entries that need word boundaries). To extend one, add an entry
+to the right tuple and a user agent to ``tests/test_middleware.py``.
+
+Each group is compiled into one regex on first use, with the literal entries
 folded into a trie (``go(?:-http-client|ogle...)``): as a plain alternation
 of 150 words it took about 740 µs per browser user agent, as a trie about 20.
 """
@@ -24,34 +36,25 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["BOT_PATTERNS", "BOT_PREFIXES", "BOT_SUBSTRINGS", "bot_regex", "is_bot"]
+__all__ = [
+    "AUTOMATION_PATTERNS",
+    "AUTOMATION_PREFIXES",
+    "AUTOMATION_SUBSTRINGS",
+    "BOT_PATTERNS",
+    "BOT_PREFIXES",
+    "BOT_SUBSTRINGS",
+    "automation_regex",
+    "bot_regex",
+    "is_automation",
+    "is_bot",
+]
 
-#: Literal starts of non-browser user agents (HTTP libraries and tools).
+# -- Bots: crawlers, monitors, previewers, scanners ---------------------------------------
+
+#: Literal starts of crawlers' and fetchers' user agents.
 BOT_PREFIXES: tuple[str, ...] = (
-    "curl/",
-    "wget/",
-    "libwww-perl",
-    "lwp-",
-    "python/",
-    "go-http-client",
-    "java/",
-    "axios/",
-    "undici",
-    "got (",
-    "ruby",
-    "faraday",
-    "php/",
-    "dart:io",
-    "rust",
-    "postmanruntime",
-    "insomnia",
-    "httpie",
-    "powershell",
-    "mechanize",
     "scrapy",
     "colly",
-    "http_request",
-    "jakarta",
     "feed",
     "whatsapp/",  # WhatsApp's link-preview fetcher, not its in-app browser
 )
@@ -65,8 +68,6 @@ BOT_SUBSTRINGS: tuple[str, ...] = (
     "scraping",
     "slurp",  # Yahoo
     "archiver",
-    "http://",  # a URL in the user agent is a crawler's contact page
-    "https://",
     # Search engines and SEO tools whose names do not say "bot".
     "mediapartners-google",
     "adsbot",
@@ -143,12 +144,6 @@ BOT_SUBSTRINGS: tuple[str, ...] = (
     "lighthouse",
     "pagespeed",
     "gtmetrix",
-    "headless",
-    "phantomjs",
-    "puppeteer",
-    "playwright",
-    "selenium",
-    "webdriver",
     "nmap",
     "nikto",
     "sqlmap",
@@ -172,6 +167,47 @@ BOT_SUBSTRINGS: tuple[str, ...] = (
     "googlehc",
     "healthcheck",
     "health-check",
+)
+
+#: Regex fragments for entries that need more than a literal match; a fragment
+#: starting with ``^`` only matches at the start of the user agent.
+BOT_PATTERNS: tuple[str, ...] = (
+    r"(?<!cu)bot(?:\b|_)",  # "...bot", "bot/1.0"; "Cubot" is a phone maker
+    r"\b(?:index(?:er|ing)|(?<!node-)fetch(?:er)?|rss)\b",  # node-fetch is a library
+    r"^mozilla/5\.0 \(compatible\)$",
+    # A URL in the user agent is a crawler's contact page, unless it is the home page
+    # of an HTTP library that puts it there ("got (https://github.com/sindresorhus/got)").
+    r"https?://(?!github\.com/(?:sindresorhus/got|bitinn/node-fetch|node-fetch/node-fetch)\b)",
+)
+
+# -- Automation: HTTP libraries and tools, browser automation -----------------------------
+
+#: Literal starts of HTTP libraries' and command-line tools' user agents.
+AUTOMATION_PREFIXES: tuple[str, ...] = (
+    "curl/",
+    "wget/",
+    "libwww-perl",
+    "lwp-",
+    "python/",
+    "go-http-client",
+    "java/",
+    "axios/",
+    "undici",
+    "got (",
+    "ruby",
+    "faraday",
+    "php/",
+    "rust",
+    "postmanruntime",
+    "insomnia",
+    "httpie",
+    "mechanize",
+    "http_request",
+    "jakarta",
+)
+
+#: Literal fragments of HTTP libraries and browser automation anywhere in the user agent.
+AUTOMATION_SUBSTRINGS: tuple[str, ...] = (
     # HTTP libraries that may not come first in the user agent.
     "python-requests",
     "python-urllib",
@@ -184,15 +220,19 @@ BOT_SUBSTRINGS: tuple[str, ...] = (
     "node-fetch",
     "guzzlehttp",
     "reqwest",
+    "dart:io",  # "Dart/3.3 (dart:io)"
+    "powershell",  # "Mozilla/5.0 (Windows NT; ...) WindowsPowerShell/5.1"
+    # Browser automation: a real browser engine driven by a script.
+    "headless",  # HeadlessChrome, Puppeteer's and Playwright's default
+    "phantomjs",
+    "puppeteer",
+    "playwright",
+    "selenium",
+    "webdriver",
 )
 
-#: Regex fragments for entries that need more than a literal match; a fragment
-#: starting with ``^`` only matches at the start of the user agent.
-BOT_PATTERNS: tuple[str, ...] = (
-    r"(?<!cu)bot(?:\b|_)",  # "...bot", "bot/1.0"; "Cubot" is a phone maker
-    r"\b(?:index(?:er|ing)|fetch(?:er)?|rss)\b",
-    r"^mozilla/5\.0 \(compatible\)$",
-)
+#: Regex fragments of the automation group (none need more than a literal yet).
+AUTOMATION_PATTERNS: tuple[str, ...] = ()
 
 
 def _trie_regex(words: Iterable[str]) -> str:
@@ -215,22 +255,51 @@ def _trie_regex(words: Iterable[str]) -> str:
     return build(trie)
 
 
+def _compile(
+    prefixes: Iterable[str], substrings: Iterable[str], patterns: Iterable[str]
+) -> re.Pattern[str]:
+    # Anchored entries share one \A branch: tried at every position, it fails at once.
+    anchored = [_trie_regex(prefixes)]
+    anchored += [pattern[1:] for pattern in patterns if pattern.startswith("^")]
+    anywhere = [_trie_regex(substrings)]
+    anywhere += [pattern for pattern in patterns if not pattern.startswith("^")]
+    # An empty branch would match every user agent.
+    anchored = [branch for branch in anchored if branch]
+    anywhere = [branch for branch in anywhere if branch]
+    if anchored:
+        anywhere.insert(0, r"\A(?:" + "|".join(anchored) + ")")
+    return re.compile("|".join(anywhere) or r"(?!)")
+
+
 @functools.cache
 def bot_regex() -> re.Pattern[str]:
-    """The three lists as one regex over a lower-cased user agent, compiled on first use."""
-    # Anchored entries share one \A branch: tried at every position, it fails at once.
-    anchored = [_trie_regex(BOT_PREFIXES)]
-    anchored += [pattern[1:] for pattern in BOT_PATTERNS if pattern.startswith("^")]
-    anywhere = [_trie_regex(BOT_SUBSTRINGS)]
-    anywhere += [pattern for pattern in BOT_PATTERNS if not pattern.startswith("^")]
-    return re.compile(r"\A(?:" + "|".join(anchored) + ")|" + "|".join(anywhere))
+    """The bot lists as one regex over a lower-cased user agent, compiled on first use."""
+    return _compile(BOT_PREFIXES, BOT_SUBSTRINGS, BOT_PATTERNS)
+
+
+@functools.cache
+def automation_regex() -> re.Pattern[str]:
+    """The automation lists as one regex over a lower-cased user agent, compiled on first use."""
+    return _compile(AUTOMATION_PREFIXES, AUTOMATION_SUBSTRINGS, AUTOMATION_PATTERNS)
 
 
 def is_bot(user_agent: str | None) -> bool:
-    """Whether ``user_agent`` belongs to a known crawler, monitor or HTTP library.
+    """Whether ``user_agent`` is a known crawler, monitor, link previewer or scanner.
 
-    ``None`` and ``""`` are not bots. Only the first 1,000 characters are read.
+    HTTP libraries and browser automation are not bots (see
+    :func:`is_automation`). ``None`` and ``""`` are not bots. Only the first
+    1,000 characters are read.
     """
     if not user_agent:
         return False
     return bot_regex().search(user_agent[:1000].lower()) is not None
+
+
+def is_automation(user_agent: str | None) -> bool:
+    """Whether ``user_agent`` is an HTTP library or tool, or an automated browser.
+
+    ``None`` and ``""`` are not. Only the first 1,000 characters are read.
+    """
+    if not user_agent:
+        return False
+    return automation_regex().search(user_agent[:1000].lower()) is not None

@@ -4,7 +4,8 @@ Run by ``manage.py check`` (and by ``runserver``, ``migrate`` ...); all carry
 the ``synerise`` tag, so ``manage.py check --tag synerise`` runs only these.
 
 =================  =============================================================
-``synerise.E000``  a ``SYNERISE`` value is invalid (the message names the key)
+``synerise.E000``  a ``SYNERISE`` value is invalid (the message names the key), or
+                   ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["synerise_beacon"]``
 ``synerise.E001``  no ``API_KEY`` (or, with ``AUTH="basic"``, no ``WORKSPACE_GUID``)
                    while ``ENABLED``
 ``synerise.E002``  ``BATCH_SIZE`` or ``MAX_BATCH_BYTES`` above Synerise's limits
@@ -12,6 +13,7 @@ the ``synerise`` tag, so ``manage.py check --tag synerise`` runs only these.
 ``synerise.W001``  ``API_BASE_URL`` is not https (loopback hosts excepted)
 ``synerise.W002``  the page-visit middleware is used without the app installed,
                    or the app's URLs are included without ``rest_framework``
+``synerise.W003``  a ``SYNERISE`` key has been renamed (it still works, for now)
 =================  =============================================================
 
 This module imports nothing that needs the app registry (no models), so that
@@ -31,7 +33,14 @@ from django.apps import AppConfig, apps
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
 
-from .conf import API_MAX_BATCH_BYTES, API_MAX_BATCH_SIZE, DEFAULTS, synerise_settings
+from .conf import (
+    API_MAX_BATCH_BYTES,
+    API_MAX_BATCH_SIZE,
+    DEFAULTS,
+    RENAMED_KEYS,
+    parse_throttle_rate,
+    synerise_settings,
+)
 from .exceptions import SyneriseConfigurationError
 
 __all__ = [
@@ -65,18 +74,19 @@ def is_loopback_url(url: str) -> bool:
 def check_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
-    """E000-E003 and W001: every ``SYNERISE`` value valid, the keys in use present.
+    """E000-E003, W001 and W003: every ``SYNERISE`` value valid, the keys in use present.
 
     Each invalid key is reported on its own (the first error does not hide the
     others) instead of raising, so ``manage.py check`` lists them all.
     """
+    messages: list[CheckMessage] = list(_check_renamed_keys())
+    messages.extend(_check_drf_rate())
     try:
         user = synerise_settings.user_settings
     except SyneriseConfigurationError as err:
         # SYNERISE is not a dict, or has unknown keys: nothing else can be read.
-        return [Error(str(err), hint=_SETTINGS_HINT, id="synerise.E000")]
+        return [*messages, Error(str(err), hint=_SETTINGS_HINT, id="synerise.E000")]
 
-    messages: list[CheckMessage] = []
     values: dict[str, Any] = {}
     for key in DEFAULTS:
         limit = _LIMITS.get(key)
@@ -100,6 +110,37 @@ def check_settings(
     messages.extend(_check_keys(values))
     messages.extend(_check_base_url(values))
     return messages
+
+
+def _check_renamed_keys() -> Iterable[CheckMessage]:
+    # The DeprecationWarning fires where settings are first read, deep in the
+    # package, and Python hides it by default: say it where people look.
+    raw = getattr(settings, "SYNERISE", None)
+    if not isinstance(raw, dict):
+        return
+    for old, new in RENAMED_KEYS.items():
+        if old in raw:
+            yield Warning(
+                f'SYNERISE["{old}"] has been renamed to SYNERISE["{new}"]; the old name '
+                "still works but will be removed in the next minor release.",
+                hint=f'Rename SYNERISE["{old}"] to SYNERISE["{new}"].',
+                id="synerise.W003",
+            )
+
+
+def _check_drf_rate() -> Iterable[CheckMessage]:
+    # The beacon throttle reads this DRF key first; a typo there would otherwise
+    # surface as an error on the first beacon.
+    rates = (getattr(settings, "REST_FRAMEWORK", None) or {}).get("DEFAULT_THROTTLE_RATES")
+    if not isinstance(rates, dict) or rates.get("synerise_beacon") is None:
+        return
+    try:
+        parse_throttle_rate(
+            'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["synerise_beacon"]',
+            rates["synerise_beacon"],
+        )
+    except SyneriseConfigurationError as err:
+        yield Error(str(err), hint="Use a DRF rate such as '120/min'.", id="synerise.E000")
 
 
 def _is_number(value: Any) -> bool:

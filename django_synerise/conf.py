@@ -31,7 +31,7 @@ Connection and authentication
     ``TRACKER_KEY`` (``None``)
         Web tracker key: the JS tracking code, and the ``token`` of AI events.
     ``API_VERSION`` (``"4.4"``)
-        Sent as the ``Api-Version`` header.
+        Sent as the ``Api-Version`` header: digits and dots (``"4.4"``).
     ``TIMEOUT`` (``(3.05, 10.0)``)
         ``(connect, read)`` seconds per HTTP request; a single number sets both.
     ``TOKEN_CACHE`` (``"default"``)
@@ -89,8 +89,10 @@ Producers
         ``ENABLED`` (True), ``METHODS`` (["GET"]), ``STATUS_CODES`` ([200]),
         ``CONTENT_TYPES`` (["text/html"]), ``EXCLUDE_PATHS`` (regexes, admin/static/media
         are always added), ``INCLUDE_PATHS`` ([]: everything not excluded),
-        ``EXCLUDE_BOTS`` (True), ``RESPECT_DNT`` (False), ``PARAMS`` (dotted path to
-        ``f(request, response) -> dict``, or ``None``).
+        ``EXCLUDE_BOTS`` (True: crawlers, monitors, link previewers, scanners),
+        ``EXCLUDE_AUTOMATION`` (False: HTTP libraries and browser automation such as
+        ``curl`` or ``HeadlessChrome``), ``RESPECT_DNT`` (False), ``PARAMS`` (dotted path
+        to ``f(request, response) -> dict``, or ``None``).
     ``MODEL_EVENTS`` (``[]``)
         Declarative model hooks (see ``django_synerise.hooks``).
     ``AUTH_EVENTS`` (``{"LOGGED_IN": True, "LOGGED_OUT": True, "REGISTERED": True}``)
@@ -102,7 +104,10 @@ Beacons and template tags
         ``"direct"``: straight to Synerise's AI events API with the tracker key.
     ``BEACON_THROTTLE_RATE`` (``"120/min"``)
         DRF throttle rate of the beacon endpoint, per client address (DRF's ``get_ident``;
-        set ``REST_FRAMEWORK["NUM_PROXIES"]`` behind a proxy).
+        set ``REST_FRAMEWORK["NUM_PROXIES"]`` behind a proxy). Any rate DRF reads:
+        ``"<number>/<period>"``, the period's first letter ``s``, ``m``, ``h`` or ``d``
+        (``"5/hours"``, ``"100/minutes"``). ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]
+        ["synerise_beacon"]``, when your project sets it, wins over this key.
     ``BEACON_MAX_BYTES`` (``16384``) and ``BEACON_MAX_ITEMS`` (``100``)
         Size caps of one beacon.
     ``BEACON_ALLOWED_ORIGINS`` (``[]``)
@@ -115,6 +120,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -127,7 +133,13 @@ from django.utils.module_loading import import_string
 
 from .exceptions import SyneriseConfigurationError
 
-__all__ = ["DEFAULTS", "RENAMED_KEYS", "SyneriseSettings", "synerise_settings"]
+__all__ = [
+    "DEFAULTS",
+    "RENAMED_KEYS",
+    "SyneriseSettings",
+    "parse_throttle_rate",
+    "synerise_settings",
+]
 
 SETTING_NAME = "SYNERISE"
 
@@ -143,6 +155,7 @@ PAGE_VISIT_DEFAULTS: dict[str, Any] = {
     "EXCLUDE_PATHS": [],
     "INCLUDE_PATHS": [],
     "EXCLUDE_BOTS": True,
+    "EXCLUDE_AUTOMATION": False,
     "RESPECT_DNT": False,
     "PARAMS": None,
 }
@@ -221,6 +234,38 @@ def _check_str(key: str, value: Any, *, optional: bool = True) -> None:
                 f"must be a {'string or None' if optional else 'non-empty string'}, not {value!r}",
             )
         )
+
+
+#: Seconds per period, by the period's first letter: how DRF's ``parse_rate`` reads
+#: a rate ("5/hours" is five an hour).
+THROTTLE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_API_VERSION_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+
+def parse_throttle_rate(key: str, rate: Any) -> tuple[int, int]:
+    """``(requests, seconds)`` of a DRF rate string such as ``"120/min"``.
+
+    Accepts every rate DRF's ``SimpleRateThrottle.parse_rate`` accepts (the
+    period is read by its first letter), with surrounding spaces allowed.
+    Raises :class:`SyneriseConfigurationError` naming ``key`` otherwise, or for
+    a negative number of requests.
+    """
+    if isinstance(rate, str):
+        number, slash, period = rate.partition("/")
+        period = period.strip()
+        if slash and "/" not in period and period and period[0] in THROTTLE_PERIODS:
+            try:
+                requests = int(number)
+            except ValueError:
+                pass
+            else:
+                if requests >= 0:
+                    return (requests, THROTTLE_PERIODS[period[0]])
+    raise SyneriseConfigurationError(
+        f'{key} must look like "120/min" (a number of requests, "/", and a period starting '
+        f"with s, m, h or d, as in 10/second, 120/minute, 5/hours, 1000/day), not {rate!r}. "
+        "Set it in your Django settings."
+    )
 
 
 def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -313,14 +358,17 @@ def _validate(key: str, value: Any) -> Any:
     if key in ("API_KEY", "WORKSPACE_GUID", "TRACKER_KEY", "USER_AGENT", "DATABASE_ALIAS"):
         _check_str(key, value)
         return value or None
-    if key in (
-        "API_VERSION",
-        "TOKEN_CACHE",
-        "TRANSACTION_SOURCE",
-        "TRACKER_SCRIPT_HOST",
-        "BEACON_THROTTLE_RATE",
-    ):
+    if key in ("TOKEN_CACHE", "TRANSACTION_SOURCE", "TRACKER_SCRIPT_HOST"):
         _check_str(key, value, optional=False)
+        return value
+    if key == "API_VERSION":
+        if not isinstance(value, str) or not _API_VERSION_RE.fullmatch(value):
+            raise SyneriseConfigurationError(
+                _fix(key, f'must be a version of digits and dots, such as "4.4", not {value!r}')
+            )
+        return value
+    if key == "BEACON_THROTTLE_RATE":
+        parse_throttle_rate(f'SYNERISE["{key}"]', value)
         return value
     if key == "AUTH":
         _check_choice(key, value, ("jwt", "basic"))
@@ -388,7 +436,7 @@ def _validate(key: str, value: Any) -> Any:
         return list(value)
     if key == "PAGE_VISITS":
         merged = _validate_nested(key, value, PAGE_VISIT_DEFAULTS)
-        for sub in ("ENABLED", "EXCLUDE_BOTS", "RESPECT_DNT"):
+        for sub in ("ENABLED", "EXCLUDE_BOTS", "EXCLUDE_AUTOMATION", "RESPECT_DNT"):
             if not isinstance(merged[sub], bool):
                 raise SyneriseConfigurationError(
                     _fix(f'{key}"]["{sub}', f"must be True or False, not {merged[sub]!r}")

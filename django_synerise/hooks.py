@@ -65,7 +65,7 @@ from . import outbox
 from .conf import synerise_settings
 from .events import DEDICATED_EVENT_TYPES, CustomEvent, DedicatedEvent, Event, Transaction
 from .exceptions import SyneriseConfigurationError
-from .identity import get_client, user_client
+from .identity import resolve_client, user_client
 from .models import OutboxEvent
 
 __all__ = [
@@ -565,7 +565,8 @@ def _auth_event(
         if not synerise_settings.ENABLED or not synerise_settings.AUTH_EVENTS[switch]:
             return None
         # A request adds the visitor's cookie UUID (and lets CLIENT_RESOLVER decide).
-        client = get_client(request, user=user) if request is not None else user_client(user)
+        # resolve_client, not get_client: its errors are logged below, with the action.
+        client = resolve_client(request, user=user) if request is not None else user_client(user)
         if not client:
             logger.debug("%s skipped: no Synerise identifier", action)
             return None

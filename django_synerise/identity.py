@@ -15,10 +15,18 @@ visitor's history into the customer's profile. ``SYNERISE["CLIENT_RESOLVER"]``
 A malformed identifier is dropped, never sent: a tampered cookie or a user
 without a valid e-mail address loses that one identifier, not the event.
 
+Errors (a broken ``CLIENT_RESOLVER``, a ``USER_IDENTIFIERS`` method that
+raises): :func:`get_client`, for your code, logs them on
+``django_synerise.identity`` and returns ``None``, unless
+``SYNERISE["RAISE_ERRORS"]`` is true. :func:`resolve_client` lets them
+propagate: the package's own producers (page-visit middleware, auth hooks)
+call it and log the error once, with the action of the event they were
+recording (``extra={"synerise_action": ...}``).
+
 Cost: reading ``request.user`` loads the session and the user row unless
 something earlier in the request already did (Django caches both on the
-request). :func:`get_client` is the only function here that touches them;
-:func:`get_cookie_uuid` reads cookies only.
+request). :func:`get_client` and :func:`resolve_client` are the only
+functions here that touch them; :func:`get_cookie_uuid` reads cookies only.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ __all__ = [
     "get_client",
     "get_cookie_uuid",
     "parse_uuid",
+    "resolve_client",
     "user_client",
 ]
 
@@ -51,12 +60,11 @@ COOKIE_NAME = "_snrs_uuid"
 #: field is the fallback Synerise's own PHP SDK uses when ``_snrs_uuid`` is missing.
 PARAMS_COOKIE_NAME = "_snrs_p"
 
-# A canonical UUID at the start of the value, ending at the end of the value or
-# at a character that cannot continue a UUID (so "…-1234567890abX" is refused
-# instead of being cut short).
-_LEADING_UUID_RE = re.compile(
+# The whole value must be a hyphenated UUID: Synerise's tracker stores the bare
+# UUID, and anything around it ("<uuid>;evil", "<uuid> OR 1=1") means the cookie
+# was not written by the tracker.
+_UUID_RE = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-    r"(?![0-9a-zA-Z-])"
 )
 # Cookie values are small; anything longer than this is not the tracker's.
 _MAX_COOKIE_CHARS = 512
@@ -66,22 +74,23 @@ _MAX_ID_LENGTH = 512
 
 
 def parse_uuid(value: str | None) -> str | None:
-    """Read a profile UUID the way the JS tracker may have stored it; ``None`` if malformed.
+    """Read a profile UUID the way the JS tracker stores it; ``None`` if malformed.
 
-    Tolerated: surrounding whitespace and double quotes, percent-encoding
-    (``%2D``), upper case, and extra text *after* the UUID when a separator
-    that cannot be part of a UUID comes first (``<uuid>:1690668621``,
-    ``<uuid>|v2``). Refused: anything before the UUID, a longer hex string,
-    the nil and max UUIDs, values longer than 512 characters. The result is
-    the canonical lower-case form ``xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx``.
+    After percent-decoding (``%2D``), surrounding whitespace and one pair of
+    surrounding double quotes are removed; what is left must be exactly one
+    hyphenated UUID, in any case. Refused: any other text before or after it
+    (``<uuid>;evil``, ``<uuid>:1690668621``), UUIDs without hyphens or in
+    braces, the nil and max UUIDs, values longer than 512 characters. The
+    result is the canonical lower-case form ``xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx``.
     """
     if not value or not isinstance(value, str) or len(value) > _MAX_COOKIE_CHARS:
         return None
-    text = unquote(value).strip().strip('"').strip()
-    match = _LEADING_UUID_RE.match(text)
-    if match is None:
+    text = unquote(value).strip()
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    if _UUID_RE.fullmatch(text) is None:
         return None
-    canonical = str(uuid.UUID(match.group(0)))
+    canonical = str(uuid.UUID(text))
     if canonical in _NIL_UUIDS:
         return None
     return canonical
@@ -172,6 +181,20 @@ def _resolve(request: HttpRequest, user: Any) -> dict[str, Any] | None:
         user = getattr(request, "user", None)
     client.update(user_client(user) or {})
     return client or None
+
+
+def resolve_client(request: HttpRequest, *, user: Any = None) -> dict[str, Any] | None:
+    """The Synerise ``client`` for this request, or ``None``; errors propagate.
+
+    What :func:`get_client` returns, for callers that handle errors themselves:
+    the package's producers log them with the action of the event they were
+    recording. Raises whatever ``CLIENT_RESOLVER`` or a ``USER_IDENTIFIERS``
+    attribute raises, ``TypeError`` when the resolver returns neither a dict
+    nor ``None``, and
+    :class:`~django_synerise.exceptions.SyneriseConfigurationError` when it
+    cannot be imported.
+    """
+    return _resolve(request, user)
 
 
 def get_client(request: HttpRequest, *, user: Any = None) -> dict[str, Any] | None:

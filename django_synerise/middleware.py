@@ -22,16 +22,24 @@ key; defaults in brackets):
   ``STATIC_URL`` or ``MEDIA_URL``, matches no ``EXCLUDE_PATHS`` regex and, when
   ``INCLUDE_PATHS`` is not empty, matches one of those (regexes are searched in
   ``request.path_info``, the path your URLconf sees);
-* it is a navigation, not a background request: not a prefetch
-  (``Sec-Purpose: prefetch``), not ``fetch()``/XHR (``Sec-Fetch-Dest: empty``,
-  ``X-Requested-With: XMLHttpRequest``), not an htmx fragment (``HX-Request``
-  without ``HX-Boosted``);
-* with ``EXCLUDE_BOTS`` [True], its user agent is not a known bot
-  (:mod:`django_synerise.bots`);
+* it is a navigation, not a background request: not a prefetch or prerender
+  (``Sec-Purpose: prefetch`` or ``prefetch;prerender``), not ``fetch()``/XHR
+  (``Sec-Fetch-Dest: empty``, ``X-Requested-With: XMLHttpRequest``), not an htmx
+  fragment (``HX-Request`` without ``HX-Boosted``). A prefetched or prerendered
+  page is therefore never counted, not even when the visitor then opens it: the
+  browser shows what it already loaded and sends no new request;
+* with ``EXCLUDE_BOTS`` [True], its user agent is not a known crawler, monitor,
+  link previewer or scanner (:func:`django_synerise.bots.is_bot`);
+* with ``EXCLUDE_AUTOMATION`` [False], its user agent is not an HTTP library or
+  an automated browser (``curl``, ``python-requests``, ``HeadlessChrome`` ...:
+  :func:`django_synerise.bots.is_automation`). Off by default: such a request is
+  only recorded when it carries the tracker's cookie or a logged-in user, so it
+  is almost always a deliberate session (a QA script, an app's webview, an
+  end-to-end test);
 * with ``RESPECT_DNT`` [False], it carries neither ``DNT: 1`` nor ``Sec-GPC: 1``;
-* somebody is identified (:func:`django_synerise.identity.get_client`);
-  anonymous requests without the tracker's cookie are skipped and counted in a
-  debug log line.
+* somebody is identified (:func:`django_synerise.identity.resolve_client`,
+  the same answer as ``get_client``); anonymous requests without the tracker's
+  cookie are skipped and counted in a debug log line.
 
 The event carries ``url`` (absolute, with the query string), ``path``,
 ``referrer``, ``title`` (see :func:`set_page_title`), the UTM parameters,
@@ -39,16 +47,23 @@ The event carries ``url`` (absolute, with the query string), ``path``,
 adds; its ``time`` is when the request arrived at this middleware. URLs,
 referrer and user agent are cut to 2,048 characters, the title to 512.
 
-Cost: no database query for a request that is not tracked. A tracked request
-costs one ``INSERT``, plus, for a logged-in visitor, Django's usual session
-and user lookups *if nothing earlier in the request loaded them* (a view or
-template that reads ``request.user`` already did, and they are cached on the
-request). Identity is resolved only after every other filter passed, so
-untracked requests never touch the session.
+Cost: an untracked request costs no write. Identity is checked last, after
+every other filter passed, so a request filtered out by them (a POST, a 404,
+JSON, the admin, a bot ...) costs no query either. Checking identity (with the
+default resolver; a ``CLIENT_RESOLVER`` costs what it does) reads
+``request.user``, which costs nothing if something earlier in the request
+already loaded it (Django caches it on the request), else nothing without a
+session cookie, one session read with one, and one user read more for a
+logged-in visitor. So the only untracked request that may cost a query is an
+anonymous visitor with a session cookie but no tracker cookie: one session
+read, to learn that nobody is logged in. A tracked request costs one
+``INSERT``, plus those reads if nothing loaded them before.
 
-Errors never break the response: they are logged on
-``django_synerise.middleware`` with the action ``page.visit`` and swallowed,
-unless ``SYNERISE["RAISE_ERRORS"]`` is true.
+Errors never break the response: they are logged once on
+``django_synerise.middleware`` with the action ``page.visit`` (log record
+attribute ``synerise_action``) and swallowed, unless ``SYNERISE["RAISE_ERRORS"]``
+is true. That includes errors in identity, such as a ``CLIENT_RESOLVER`` that
+raises.
 """
 
 from __future__ import annotations
@@ -74,11 +89,11 @@ from django.urls import NoReverseMatch, get_urlconf, reverse
 # checks is imported for its side effect: it registers synerise.W002, which must
 # be able to run even when django_synerise is missing from INSTALLED_APPS.
 from . import checks  # noqa: F401
-from .bots import is_bot
+from .bots import is_automation, is_bot
 from .conf import synerise_settings
 from .events import page_visit
 from .exceptions import SyneriseConfigurationError
-from .identity import get_client
+from .identity import resolve_client
 
 __all__ = ["PageVisitMiddleware", "get_page_title", "set_page_title"]
 
@@ -146,6 +161,7 @@ class _Filters:
     include: re.Pattern[str] | None
     prefixes: tuple[str, ...]
     exclude_bots: bool
+    exclude_automation: bool
     respect_dnt: bool
     params: Any
 
@@ -171,6 +187,7 @@ class _Filters:
             include=_compile_any("INCLUDE_PATHS", config["INCLUDE_PATHS"]),
             prefixes=tuple(prefixes),
             exclude_bots=config["EXCLUDE_BOTS"],
+            exclude_automation=config["EXCLUDE_AUTOMATION"],
             respect_dnt=config["RESPECT_DNT"],
             params=config["PARAMS"],
         )
@@ -287,7 +304,13 @@ def should_track(request: HttpRequest, response: Response) -> bool:
     meta = request.META
     if filters.respect_dnt and (meta.get("HTTP_DNT") == "1" or meta.get("HTTP_SEC_GPC") == "1"):
         return False
-    return not (filters.exclude_bots and is_bot(meta.get("HTTP_USER_AGENT")))
+    if filters.exclude_bots or filters.exclude_automation:
+        user_agent = meta.get("HTTP_USER_AGENT")
+        if filters.exclude_bots and is_bot(user_agent):
+            return False
+        if filters.exclude_automation and is_automation(user_agent):
+            return False
+    return True
 
 
 def _cap(value: str | None, limit: int = MAX_URL_CHARS) -> str | None:
@@ -300,7 +323,7 @@ def record_page_visit(request: HttpRequest, response: Response, arrived: dt.date
     Synchronous: it may read the session and the user. Errors propagate (the
     middleware decides whether to swallow them).
     """
-    client = get_client(request)
+    client = resolve_client(request)
     if not client:
         logger.debug(
             "page.visit skipped for %s: no Synerise identifier (%d skipped since start)",

@@ -153,6 +153,32 @@ def test_auth_event_errors_raise_when_raise_errors(visitor: Client, ann: User) -
         visitor.post("/producers/auth/sign-in/", {"username": "ann"})
 
 
+def resolve_broken(request: Any) -> dict[str, Any]:
+    raise RuntimeError("resolver bug")
+
+
+def test_identity_errors_are_logged_once_with_each_events_action(
+    visitor: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    overrides = {"RAISE_ERRORS": False, "CLIENT_RESOLVER": "tests.test_auth_events.resolve_broken"}
+    with synerise(**overrides), caplog.at_level(logging.DEBUG, logger="django_synerise"):
+        response = visitor.post("/producers/auth/sign-up/", {"username": "new"})
+        assert response.status_code == 200
+        visitor.post("/producers/auth/sign-out/")
+    assert rows() == []
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [r.name for r in errors] == ["django_synerise.hooks"] * 3
+    assert [r.synerise_action for r in errors] == [  # type: ignore[attr-defined]
+        "client.register",
+        "client.login",
+        "client.logout",
+    ]
+    for record in errors:
+        assert record.synerise_action in record.getMessage()  # type: ignore[attr-defined]
+        assert record.exc_info is not None and "resolver bug" in str(record.exc_info[1])
+    assert "no Synerise identifier" not in caplog.text
+
+
 def test_registered_is_switchable(ann: User) -> None:
     with auth_switches(REGISTERED=False):
         assert track_registration(ann) is None

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from django_synerise import outbox
 from django_synerise.api.serializers import MAX_ID_LENGTH, MAX_POSITION
+from django_synerise.api.throttling import BeaconRateThrottle
 from django_synerise.api.views import BeaconView, normalize_origin
 from django_synerise.exceptions import SyneriseConfigurationError
 from django_synerise.models import OutboxEvent
@@ -164,9 +165,13 @@ def test_no_cookie_means_no_row_and_a_debug_line(caplog: pytest.LogCaptureFixtur
     assert any("no _snrs_uuid cookie" in r.getMessage() for r in caplog.records)
 
 
-def test_a_malformed_cookie_counts_as_no_cookie() -> None:
+@pytest.mark.parametrize(
+    "cookie",
+    ["not-a-uuid", f"{VISITOR}<script>alert(1)</script>", f"{VISITOR} OR 1=1", f"{VISITOR}x"],
+)
+def test_a_malformed_cookie_counts_as_no_cookie(cookie: str) -> None:
     client = Client()
-    client.cookies["_snrs_uuid"] = "not-a-uuid"
+    client.cookies["_snrs_uuid"] = cookie
     assert post(client, VIEW).status_code == 204
     assert rows() == []
 
@@ -431,6 +436,16 @@ def test_only_post(visitor: Client, method: str) -> None:
     assert getattr(visitor, method)(URL, HTTP_ORIGIN=ORIGIN).status_code == 405
 
 
+def test_an_error_quoting_a_lone_surrogate_is_a_400_not_a_500(visitor: Client) -> None:
+    # Found by the property test of tests/test_properties.py: the "not a valid choice"
+    # message quotes the type, which UTF-8 cannot encode.
+    response = post(visitor, '{"type": "\\ud800", "correlationId": "c-1"}')
+    assert response.status_code == 400
+    assert response.content.isascii()
+    assert json.loads(response.content)["type"] == ['"\ud800" is not a valid choice.']
+    assert rows() == []
+
+
 def test_answers_are_json_whatever_accept_says(visitor: Client) -> None:
     response = post(visitor, {"type": "nope"}, HTTP_ACCEPT="text/html")
     assert response.status_code == 400
@@ -474,6 +489,69 @@ def test_a_malformed_rate_names_the_setting(visitor: Client) -> None:
         post(visitor, VIEW)
 
 
+@pytest.mark.parametrize(
+    ("rate", "expected"),
+    [
+        ("120/min", (120, 60)),
+        ("5/hours", (5, 3600)),
+        ("100/minutes", (100, 60)),
+        ("3/seconds", (3, 1)),
+        ("2/m", (2, 60)),
+        ("1000/days", (1000, 86400)),
+        ("0/day", (0, 86400)),
+        (" 7 / hour ", (7, 3600)),
+    ],
+)
+def test_every_rate_drf_reads_is_accepted(rate: str, expected: tuple[int, int]) -> None:
+    with override_settings(SYNERISE=synerise(BEACON_THROTTLE_RATE=rate)):
+        throttle = BeaconRateThrottle()
+    assert (throttle.num_requests, throttle.duration) == expected
+
+
+def test_a_plural_period_throttles_like_drf(visitor: Client) -> None:
+    with override_settings(SYNERISE=synerise(BEACON_THROTTLE_RATE="2/minutes")):
+        assert [post(visitor, VIEW).status_code for _ in range(3)] == [204, 204, 429]
+
+
+def test_the_projects_drf_rate_for_the_scope_wins(visitor: Client) -> None:
+    drf = {"DEFAULT_THROTTLE_RATES": {"synerise_beacon": "1/hours"}}
+    with (
+        override_settings(SYNERISE=synerise(BEACON_THROTTLE_RATE="100/min")),
+        override_settings(REST_FRAMEWORK=drf),
+    ):
+        assert post(visitor, VIEW).status_code == 204
+        assert post(visitor, VIEW).status_code == 429
+    cache.clear()
+    # Other scopes in REST_FRAMEWORK leave SYNERISE["BEACON_THROTTLE_RATE"] in charge.
+    others = {"DEFAULT_THROTTLE_RATES": {"anon": "1/min", "user": "1/min"}}
+    with (
+        override_settings(SYNERISE=synerise(BEACON_THROTTLE_RATE="2/min")),
+        override_settings(REST_FRAMEWORK=others),
+    ):
+        assert [post(visitor, VIEW).status_code for _ in range(3)] == [204, 204, 429]
+
+
+def test_a_drf_rate_of_none_turns_the_throttle_off(visitor: Client) -> None:
+    drf = {"DEFAULT_THROTTLE_RATES": {"synerise_beacon": None}}
+    with (
+        override_settings(SYNERISE=synerise(BEACON_THROTTLE_RATE="1/hour")),
+        override_settings(REST_FRAMEWORK=drf),
+    ):
+        assert [post(visitor, VIEW).status_code for _ in range(3)] == [204, 204, 204]
+
+
+def test_a_malformed_drf_rate_names_the_drf_setting(visitor: Client) -> None:
+    drf = {"DEFAULT_THROTTLE_RATES": {"synerise_beacon": "lots/min"}}
+    with (
+        override_settings(REST_FRAMEWORK=drf),
+        pytest.raises(
+            SyneriseConfigurationError,
+            match=r'REST_FRAMEWORK\["DEFAULT_THROTTLE_RATES"\]\["synerise_beacon"\] must look like',
+        ),
+    ):
+        post(visitor, VIEW)
+
+
 # -- failures of the outbox -------------------------------------------------------------
 
 
@@ -491,7 +569,9 @@ def test_an_outbox_failure_is_logged_and_answered_503(
     ):
         response = post(visitor, VIEW)
     assert response.status_code == 503
-    assert any("Could not write" in r.getMessage() for r in caplog.records)
+    [record] = [r for r in caplog.records if r.name == "django_synerise.api"]
+    assert "Could not write" in record.getMessage()
+    assert record.synerise_action == "recommendation.view"  # type: ignore[attr-defined]
 
 
 def test_an_outbox_failure_is_raised_with_raise_errors(

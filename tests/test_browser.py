@@ -417,3 +417,152 @@ def test_direct_mode_sends_nothing_without_a_profile_cookie(
         wait_seen(page, "#frame", visible=True)
     assert page.evaluate("() => window.__beacons") == []
     assert synerise_stand_in.requests == []
+
+
+# A frame placed by absolute position, far below the page's own content, so that a
+# test knows exactly how much of it each scroll position shows.
+ADD_FRAME = """
+({id, top, left, width, height, items}) => {
+  document.documentElement.style.overflowX = "hidden";
+  const frame = document.createElement("div");
+  frame.id = id;
+  frame.style.cssText = "position: absolute; margin: 0; top: " + top + "px; left: " + left
+    + "; width: " + width + "; height: " + height + "px";
+  frame.setAttribute("data-synerise-frame", "recommendation");
+  frame.setAttribute("data-synerise-correlation-id", id);
+  frame.innerHTML = items.map((item) => '<a data-synerise-item="' + item + '">' + item + "</a>")
+    .join("");
+  document.body.appendChild(frame);
+}
+"""
+FRAME_TOP = 10_000
+
+
+def add_frame(
+    page: Any,
+    frame_id: str,
+    *,
+    height: int,
+    items: list[str],
+    left: str = "0px",
+    width: str = "100%",
+) -> None:
+    page.evaluate(
+        ADD_FRAME,
+        {
+            "id": frame_id,
+            "top": FRAME_TOP,
+            "left": left,
+            "width": width,
+            "height": height,
+            "items": items,
+        },
+    )
+    watch(page, f"#{frame_id}")
+
+
+def show(page: Any, frame_id: str, visible_px: int) -> None:
+    """Scroll so that the frame's top ``visible_px`` pixels are on screen.
+
+    The frame goes out of view first, so that every observer (beacon.js's and
+    the test's, created after it) reports the new position in the same update.
+    """
+    selector = f"#{frame_id}"
+    page.evaluate("() => window.scrollTo(0, 0)")
+    wait_seen(page, selector, visible=False)
+    height = page.evaluate("() => document.documentElement.clientHeight")
+    page.evaluate("(y) => window.scrollTo(0, y)", FRAME_TOP - (height - visible_px))
+    page.wait_for_function("(s) => window.__seen[s][window.__seen[s].length - 1] > 0", arg=selector)
+
+
+def views_of(page: Any, frame_id: str) -> list[dict[str, Any]]:
+    return [b for b in sent(page, "recommendation.view") if b["correlationId"] == frame_id]
+
+
+def test_a_frame_that_can_be_half_visible_must_be(page: Any) -> None:
+    open_page(page)
+    viewport = page.evaluate("() => document.documentElement.clientHeight")
+    # One and a half screens tall: a third of it fills more than half the screen,
+    # but half of it fits on the screen, so half of it is what counts.
+    add_frame(page, "tall", height=viewport * 3 // 2, items=["t-1"])
+    show(page, "tall", int(viewport * 0.6))  # 40 % of the frame
+    assert views_of(page, "tall") == []
+    with page.expect_response(is_beacon) as response:
+        show(page, "tall", int(viewport * 0.9))  # 60 % of the frame
+    assert response.value.status == 204
+    assert [b["items"] for b in views_of(page, "tall")] == [["t-1"]]
+
+
+def test_a_frame_more_than_twice_the_screen_counts_when_it_fills_half_of_it(page: Any) -> None:
+    open_page(page)
+    viewport = page.evaluate("() => document.documentElement.clientHeight")
+    add_frame(page, "huge", height=viewport * 5 // 2, items=["h-1", "h-2"])
+    show(page, "huge", int(viewport * 0.4))
+    assert views_of(page, "huge") == []
+    with page.expect_response(is_beacon) as response:
+        show(page, "huge", int(viewport * 0.6))  # 24 % of the frame, 60 % of the screen
+    assert response.value.status == 204
+    [row] = ai_rows()
+    assert row.body["correlationId"] == "huge"
+    assert row.body["items"] == ["h-1", "h-2"]
+
+
+def test_a_huge_frame_mostly_beside_the_screen_does_not_fill_it(page: Any) -> None:
+    open_page(page)
+    viewport = page.evaluate(
+        "() => [document.documentElement.clientWidth, document.documentElement.clientHeight]"
+    )
+    width, height = viewport
+    # Three screens tall and one wide, but only a 10 % strip of it is on screen.
+    add_frame(page, "aside", height=height * 3, items=["a-1"], left="90%", width=f"{width}px")
+    show(page, "aside", height)  # the whole height of the screen, a tenth of its width
+    assert views_of(page, "aside") == []
+    with page.expect_response(is_beacon) as response:
+        page.evaluate("() => { document.getElementById('aside').style.left = '0px'; }")
+    assert response.value.status == 204
+    assert [b["items"] for b in views_of(page, "aside")] == [["a-1"]]
+
+
+def test_a_frame_without_items_waits_for_them(page: Any) -> None:
+    open_page(page)
+    # In view, but their items are still being fetched: no view with "items": [].
+    add_frame(page, "empty", height=200, items=[], width="50%")
+    add_frame(page, "marked-later", height=200, items=[], left="50%", width="50%")
+    page.evaluate("() => { document.getElementById('marked-later').innerHTML = '<a>later</a>'; }")
+    page.evaluate("(y) => window.scrollTo(0, y)", FRAME_TOP - 100)
+    wait_seen(page, "#empty", visible=True)
+    wait_seen(page, "#marked-later", visible=True)
+    assert views_of(page, "empty") == []
+    assert views_of(page, "marked-later") == []
+
+    with page.expect_response(is_beacon) as response:
+        page.evaluate(
+            """() => {
+              const item = document.createElement("a");
+              item.setAttribute("data-synerise-item", "e-1");
+              document.getElementById("empty").appendChild(item);
+            }"""
+        )
+    assert response.value.status == 204
+    with page.expect_response(is_beacon) as response:
+        page.evaluate(
+            """() => document.querySelector("#marked-later a")
+                 .setAttribute("data-synerise-item", "m-1")"""
+        )
+    assert response.value.status == 204
+    assert [b["items"] for b in views_of(page, "empty")] == [["e-1"]]
+    assert [b["items"] for b in views_of(page, "marked-later")] == [["m-1"]]
+    assert sorted(row.body["items"][0] for row in ai_rows()) == ["e-1", "m-1"]
+
+
+def test_a_malformed_profile_cookie_is_no_profile(page: Any, live_server: Any) -> None:
+    # A UUID followed by junk is not what the tracker writes: nothing is attributed to it.
+    page.context.clear_cookies()
+    page.context.add_cookies(
+        [{"name": "_snrs_uuid", "value": VISITOR + "%3Cscript%3E", "url": live_server.url}]
+    )
+    open_page(page)
+    watch(page, "#frame")
+    page.locator("#frame").scroll_into_view_if_needed()
+    wait_seen(page, "#frame", visible=True)
+    assert page.evaluate("() => window.__beacons") == []

@@ -66,6 +66,52 @@ def test_e000_through_manage_py_check_instead_of_a_crash():
     assert "synerise.E000" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("BEACON_THROTTLE_RATE", "lots"),
+        ("BEACON_THROTTLE_RATE", "120/week"),
+        ("API_VERSION", "v4"),
+        ("API_VERSION", "4.4 "),
+    ],
+)
+def test_e000_a_bad_throttle_rate_or_api_version_is_reported_by_manage_py_check(key, value):
+    # Instead of a 500 on every beacon (or a refused Api-Version on every flush).
+    with override_settings(SYNERISE=synerise(**{key: value})):
+        message = only(check_settings(), "synerise.E000")
+        assert f'SYNERISE["{key}"]' in message.msg and repr(value) in message.msg
+        with pytest.raises(SystemCheckError) as caught:
+            call_command("check", tags=[TAG])
+    assert f'SYNERISE["{key}"]' in str(caught.value)
+
+
+def test_e000_a_bad_drf_rate_for_the_beacon_scope():
+    drf = {"DEFAULT_THROTTLE_RATES": {"synerise_beacon": "lots"}}
+    with override_settings(REST_FRAMEWORK=drf):
+        message = only(check_settings(), "synerise.E000")
+    assert 'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["synerise_beacon"]' in message.msg
+    assert "'lots'" in message.msg
+    for fine in ("5/hours", None):
+        drf = {"DEFAULT_THROTTLE_RATES": {"synerise_beacon": fine}}
+        with override_settings(REST_FRAMEWORK=drf):
+            assert check_settings() == []
+
+
+def test_w003_a_renamed_key(monkeypatch):
+    from django_synerise import conf
+
+    monkeypatch.setitem(conf.RENAMED_KEYS, "FLUSH_BATCH", "BATCH_SIZE")
+    with (
+        override_settings(SYNERISE=synerise(FLUSH_BATCH=10)),
+        pytest.warns(DeprecationWarning, match="FLUSH_BATCH"),
+    ):
+        message = only(check_settings(), "synerise.W003")
+    assert 'SYNERISE["FLUSH_BATCH"] has been renamed to SYNERISE["BATCH_SIZE"]' in message.msg
+    assert message.hint == 'Rename SYNERISE["FLUSH_BATCH"] to SYNERISE["BATCH_SIZE"].'
+    with override_settings(SYNERISE=synerise(BATCH_SIZE=10)):
+        assert "synerise.W003" not in ids(check_settings())
+
+
 def test_e001_jwt_without_api_key():
     with override_settings(SYNERISE=synerise(API_KEY=None)):
         message = only(check_settings(), "synerise.E001")

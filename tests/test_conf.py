@@ -104,6 +104,27 @@ def test_settings_must_be_a_dict():
         ("PAGE_VISITS", {"STATUS_CODES": ["200"]}, "STATUS_CODES"),
         ("PAGE_VISITS", {"RESPECT_DNT": 1}, "RESPECT_DNT"),
         ("AUTH_EVENTS", {"LOGGED_IN": "on"}, "LOGGED_IN"),
+        ("PAGE_VISITS", {"EXCLUDE_AUTOMATION": "yes"}, "EXCLUDE_AUTOMATION"),
+        ("API_VERSION", "v4.4", "digits and dots"),
+        ("API_VERSION", "4.", "digits and dots"),
+        ("API_VERSION", "4..4", "digits and dots"),
+        ("API_VERSION", ".4", "digits and dots"),
+        ("API_VERSION", "4,4", "digits and dots"),
+        ("API_VERSION", "4.4\n", "digits and dots"),
+        ("API_VERSION", "٤.٤", "digits and dots"),  # Arabic-Indic digits
+        ("API_VERSION", "", "digits and dots"),
+        ("API_VERSION", 4.4, "digits and dots"),
+        ("API_VERSION", None, "digits and dots"),
+        ("BEACON_THROTTLE_RATE", "lots", "must look like"),
+        ("BEACON_THROTTLE_RATE", "120", "must look like"),
+        ("BEACON_THROTTLE_RATE", "120/", "must look like"),
+        ("BEACON_THROTTLE_RATE", "/min", "must look like"),
+        ("BEACON_THROTTLE_RATE", "120/week", "must look like"),
+        ("BEACON_THROTTLE_RATE", "120/min/2", "must look like"),
+        ("BEACON_THROTTLE_RATE", "-1/min", "must look like"),
+        ("BEACON_THROTTLE_RATE", "1.5/min", "must look like"),
+        ("BEACON_THROTTLE_RATE", 120, "must look like"),
+        ("BEACON_THROTTLE_RATE", None, "must look like"),
     ],
 )
 def test_wrong_values_name_the_key(key, value, fragment):
@@ -113,6 +134,34 @@ def test_wrong_values_name_the_key(key, value, fragment):
     assert key in message
     assert fragment in message
     assert "SYNERISE" in message
+
+
+@pytest.mark.parametrize("version", ["4", "4.4", "10.0.1"])
+def test_api_version_of_digits_and_dots(version):
+    assert read(API_VERSION=version)["API_VERSION"] == version
+
+
+@pytest.mark.parametrize(
+    ("rate", "parsed"),
+    [
+        ("120/min", (120, 60)),
+        ("5/hours", (5, 3600)),
+        ("100/minutes", (100, 60)),
+        ("10/s", (10, 1)),
+        ("3/seconds", (3, 1)),
+        ("1/d", (1, 86400)),
+        ("0/day", (0, 86400)),
+        (" 7 / hour ", (7, 3600)),
+    ],
+)
+def test_beacon_throttle_rate_takes_every_rate_drf_reads(rate, parsed):
+    assert read(BEACON_THROTTLE_RATE=rate)["BEACON_THROTTLE_RATE"] == rate
+    assert conf.parse_throttle_rate("key", rate) == parsed
+
+
+def test_exclude_automation_is_off_by_default():
+    assert read(PAGE_VISITS={})["PAGE_VISITS"]["EXCLUDE_AUTOMATION"] is False
+    assert read(PAGE_VISITS={"EXCLUDE_AUTOMATION": True})["PAGE_VISITS"]["EXCLUDE_AUTOMATION"]
 
 
 def test_timeout_single_number_sets_both():

@@ -276,9 +276,9 @@ def test_clicking_through_the_served_shop_reaches_the_stand_in_cli(
             pytest.fail("runserver ended before serving")
 
         base = f"http://127.0.0.1:{port}"
+        # requests' own user agent: an HTTP library is not a bot (EXCLUDE_AUTOMATION is
+        # off by default), so this visit counts once the shop has set the tracker cookie.
         browser = requests.Session()
-        # A browser's user agent: HTTP libraries count as bots, whose visits are not tracked.
-        browser.headers["User-Agent"] = "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Firefox/127.0"
         page = browser.get(f"{base}/products/TEA-001/", timeout=10)
         assert page.status_code == 200
         # Without a tracker key the shop sets the visitor cookie itself.

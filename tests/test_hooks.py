@@ -440,6 +440,33 @@ def test_errors_are_logged_and_swallowed_by_default(caplog: pytest.LogCaptureFix
     assert record.synerise_action == "review.posted"  # type: ignore[attr-defined]
 
 
+def test_identity_errors_in_a_client_callable_are_logged_once_with_the_action(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.contrib.auth.models import User
+
+    from django_synerise.identity import user_client
+
+    def broken_identifier(user: User) -> str:
+        raise RuntimeError("identifier bug")
+
+    monkeypatch.setattr(User, "synerise_id", broken_identifier, raising=False)
+    track_model(User, event_type="registered", client=user_client)
+    try:
+        with (
+            synerise(RAISE_ERRORS=False, USER_IDENTIFIERS={"customId": "synerise_id"}),
+            caplog.at_level(logging.DEBUG, logger="django_synerise"),
+        ):
+            User.objects.create_user("ann")
+    finally:
+        untrack_model(User)
+    assert rows() == []
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert record.name == "django_synerise.hooks"
+    assert record.synerise_action == "client.register"  # type: ignore[attr-defined]
+    assert record.exc_info is not None and "identifier bug" in str(record.exc_info[1])
+
+
 def test_failed_write_does_not_poison_the_callers_transaction(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -10,7 +10,13 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.test import RequestFactory, override_settings
 
-from django_synerise.identity import get_client, get_cookie_uuid, parse_uuid, user_client
+from django_synerise.identity import (
+    get_client,
+    get_cookie_uuid,
+    parse_uuid,
+    resolve_client,
+    user_client,
+)
 
 UUID = "0b9a4d2e-6c1f-4f5e-9a7b-3c2d1e0f9a8b"
 
@@ -34,9 +40,8 @@ def make_request(cookies: dict[str, str] | None = None, user: Any = None) -> Any
         (f'"{UUID}"', UUID),
         (f"  {UUID}  ", UUID),
         (UUID.replace("-", "%2D"), UUID),
-        (f"{UUID}:1690668621", UUID),
-        (f"{UUID}|v2", UUID),
-        (f"{UUID}.1695317248", UUID),
+        (f"%22{UUID}%22", UUID),
+        (f'  " {UUID} "  ', UUID),
     ],
 )
 def test_parse_uuid_tolerates_what_the_tracker_may_store(raw: str, expected: str) -> None:
@@ -55,6 +60,24 @@ def test_parse_uuid_tolerates_what_the_tracker_may_store(raw: str, expected: str
         "x" + UUID,
         f"uuid:{UUID}",
         UUID.replace("-", ""),
+        # Anything after the UUID: the tracker stores the bare UUID, nothing else.
+        f"{UUID}<script>alert(1)</script>",
+        f"{UUID}%3Cscript%3Ealert(1)%3C/script%3E",
+        f"{UUID} OR 1=1",
+        f"{UUID};evil",
+        f"{UUID}%3Bevil",
+        f"{UUID}:1690668621",
+        f"{UUID}|v2",
+        f"{UUID}.1695317248",
+        f"{UUID}\x00",
+        f"{UUID} {UUID}",
+        # Other spellings uuid.UUID() would accept.
+        "{" + UUID + "}",
+        f"urn:uuid:{UUID}",
+        # Unbalanced quotes.
+        f'"{UUID}',
+        f'{UUID}"',
+        f'""{UUID}""',
         "00000000-0000-0000-0000-000000000000",
         "ffffffff-ffff-ffff-ffff-ffffffffffff",
         UUID + ":" + "a" * 600,
@@ -75,6 +98,13 @@ def test_cookie_uuid_falls_back_to_the_params_cookie() -> None:
     assert get_cookie_uuid(make_request({"_snrs_p": params})) == UUID
     # A malformed _snrs_uuid is ignored, not trusted; the fallback still applies.
     assert get_cookie_uuid(make_request({"_snrs_uuid": "garbage", "_snrs_p": params})) == UUID
+
+
+def test_a_malformed_snrs_uuid_is_not_trusted_even_with_a_uuid_at_its_start() -> None:
+    assert get_cookie_uuid(make_request({"_snrs_uuid": f"{UUID}<script>"})) is None
+    assert get_client(make_request({"_snrs_uuid": f"{UUID} OR 1=1"})) is None
+    params = f"host:shop.example&uuid:{UUID};evil&init:1690668621"
+    assert get_cookie_uuid(make_request({"_snrs_p": params})) is None
 
 
 def test_cookie_uuid_none_without_cookies() -> None:
@@ -181,6 +211,25 @@ def test_resolver_errors_are_logged_and_swallowed_by_default(
     assert any("resolver bug" in str(r.exc_info[1]) for r in caplog.records if r.exc_info)
     # The API key never reaches the log.
     assert settings.SYNERISE["API_KEY"] not in caplog.text
+
+
+def test_resolve_client_lets_errors_propagate_whatever_raise_errors_says(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The producers call it and log the error themselves, with their event's action.
+    with (
+        synerise(CLIENT_RESOLVER="tests.test_identity.resolve_broken", RAISE_ERRORS=False),
+        caplog.at_level(logging.DEBUG, logger="django_synerise"),
+        pytest.raises(RuntimeError, match="resolver bug"),
+    ):
+        resolve_client(make_request())
+    assert caplog.records == []
+
+
+def test_resolve_client_answers_like_get_client() -> None:
+    request = make_request({"_snrs_uuid": UUID})
+    assert resolve_client(request) == get_client(request) == {"uuid": UUID}
+    assert resolve_client(make_request()) is None
 
 
 def test_unimportable_resolver_is_swallowed_by_default(caplog: pytest.LogCaptureFixture) -> None:

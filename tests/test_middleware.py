@@ -15,7 +15,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.test import AsyncClient, Client, override_settings
 
-from django_synerise.bots import is_bot
+from django_synerise.bots import is_automation, is_bot
 from django_synerise.models import OutboxEvent
 from tests.testapp import producer_views
 
@@ -112,7 +112,8 @@ def test_streaming_html_is_tracked(visitor: Client) -> None:
             "/producers/pages/plain/",
             {"HTTP_USER_AGENT": "Googlebot/2.1 (+http://www.google.com/bot.html)"},
         ),
-        ("get", "/producers/pages/plain/", {"HTTP_USER_AGENT": "python-requests/2.32.3"}),
+        ("get", "/producers/pages/plain/", {"HTTP_USER_AGENT": "UptimeRobot/2.0"}),
+        ("get", "/producers/pages/plain/", {"HTTP_SEC_PURPOSE": "prefetch"}),
         ("get", "/producers/pages/plain/", {"HTTP_SEC_PURPOSE": "prefetch;prerender"}),
         ("get", "/producers/pages/plain/", {"HTTP_SEC_FETCH_DEST": "empty"}),
         ("get", "/producers/pages/plain/", {"HTTP_X_REQUESTED_WITH": "XMLHttpRequest"}),
@@ -127,8 +128,9 @@ def test_streaming_html_is_tracked(visitor: Client) -> None:
         "other-admin-site",
         "static",
         "googlebot",
-        "requests",
+        "monitor",
         "prefetch",
+        "prerender",
         "fetch",
         "xhr",
         "htmx-fragment",
@@ -178,6 +180,63 @@ def test_bots_are_tracked_when_exclusion_is_off(visitor: Client) -> None:
     with page_visits(EXCLUDE_BOTS=False):
         visitor.get("/producers/pages/plain/", HTTP_USER_AGENT="Googlebot/2.1")
     assert len(events()) == 1
+
+
+@pytest.mark.parametrize(
+    "user_agent",
+    [
+        "python-requests/2.32.3",
+        "curl/8.5.0",
+        "Go-http-client/1.1",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+        "HeadlessChrome/126.0.0.0 Safari/537.36",
+    ],
+    ids=["requests", "curl", "go", "headless-chrome"],
+)
+def test_automation_is_tracked_by_default_and_excluded_when_asked(
+    visitor: Client, django_assert_num_queries: Any, user_agent: str
+) -> None:
+    # The visitor carries the tracker's cookie: a QA script or an e2e test on purpose.
+    visitor.get("/producers/pages/plain/", HTTP_USER_AGENT=user_agent)
+    [event] = events()
+    assert event["params"]["userAgent"] == user_agent
+    with page_visits(EXCLUDE_AUTOMATION=True), django_assert_num_queries(0):
+        visitor.get("/producers/pages/plain/", HTTP_USER_AGENT=user_agent)
+    with page_visits(EXCLUDE_AUTOMATION=True, EXCLUDE_BOTS=False), django_assert_num_queries(0):
+        visitor.get("/producers/pages/plain/", HTTP_USER_AGENT=user_agent)
+    assert len(events()) == 1
+
+
+def test_excluding_automation_leaves_bots_to_exclude_bots(visitor: Client) -> None:
+    with page_visits(EXCLUDE_AUTOMATION=True, EXCLUDE_BOTS=False):
+        visitor.get("/producers/pages/plain/", HTTP_USER_AGENT="Googlebot/2.1")
+        visitor.get("/producers/pages/plain/")  # a browser
+    assert len(events()) == 2
+
+
+def test_an_anonymous_visitor_without_a_session_cookie_costs_no_query(
+    django_assert_num_queries: Any,
+) -> None:
+    client = Client(HTTP_USER_AGENT=CHROME)  # no tracker cookie, no session
+    with django_assert_num_queries(0):
+        assert client.get("/producers/pages/plain/").status_code == 200
+    assert events() == []
+
+
+def test_an_anonymous_visitor_with_a_session_cookie_costs_one_session_read(
+    django_assert_num_queries: Any,
+) -> None:
+    # Identity must be checked: only the session can tell whether somebody is logged in.
+    client = Client(HTTP_USER_AGENT=CHROME)
+    session = client.session
+    session["cart"] = [1]
+    session.save()
+    client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
+    with django_assert_num_queries(1) as captured:
+        assert client.get("/producers/pages/plain/").status_code == 200
+    [query] = captured.captured_queries
+    assert "django_session" in query["sql"] and query["sql"].lstrip().upper().startswith("SELECT")
+    assert OutboxEvent.objects.count() == 0
 
 
 def test_untracked_logged_in_request_does_not_touch_the_session(
@@ -316,6 +375,39 @@ def test_errors_never_break_the_page_by_default(
     assert settings.SYNERISE["API_KEY"] not in caplog.text
 
 
+def resolve_broken(request: Any) -> dict[str, Any]:
+    raise RuntimeError("resolver bug")
+
+
+@pytest.mark.parametrize("stack", ["sync", "async"])
+def test_identity_errors_are_logged_once_with_the_page_visit_action(
+    visitor: Client, caplog: pytest.LogCaptureFixture, stack: str
+) -> None:
+    overrides = {"RAISE_ERRORS": False, "CLIENT_RESOLVER": "tests.test_middleware.resolve_broken"}
+    with synerise(**overrides), caplog.at_level(logging.DEBUG, logger="django_synerise"):
+        if stack == "sync":
+            response = visitor.get("/producers/pages/plain/")
+        else:
+            response = async_get("/producers/pages/async/")
+    assert response.status_code == 200
+    assert events() == []
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    [record] = errors
+    assert record.name == "django_synerise.middleware"
+    assert record.synerise_action == "page.visit"  # type: ignore[attr-defined]
+    assert record.exc_info is not None and "resolver bug" in str(record.exc_info[1])
+    # Not mistaken for a visitor nobody could identify.
+    assert "no Synerise identifier" not in caplog.text
+
+
+def test_identity_errors_raise_when_raise_errors(visitor: Client) -> None:
+    with (
+        synerise(CLIENT_RESOLVER="tests.test_middleware.resolve_broken"),
+        pytest.raises(RuntimeError, match="resolver bug"),
+    ):
+        visitor.get("/producers/pages/plain/")
+
+
 def test_invalid_exclude_regex_is_a_configuration_error(visitor: Client) -> None:
     with (
         page_visits(EXCLUDE_PATHS=["(unclosed"]),
@@ -352,7 +444,7 @@ def test_sync_view_under_asgi_is_tracked() -> None:
 def test_async_untracked_requests_write_nothing(django_assert_num_queries: Any) -> None:
     with django_assert_num_queries(0):
         async_get("/producers/pages/json/")
-        async_get("/producers/pages/async/", **{"user-agent": "curl/8.5.0"})
+        async_get("/producers/pages/async/", **{"user-agent": "Googlebot/2.1"})
     assert events() == []
 
 
@@ -412,30 +504,61 @@ BOTS = [
     "Mozilla/5.0 AppleWebKit/537.36 (KHTML, like Gecko; compatible; GPTBot/1.2; "
     "+https://openai.com/gptbot)",
     "Mozilla/5.0 (compatible; AhrefsBot/7.0; +http://ahrefs.com/robot/)",
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "HeadlessChrome/126.0.0.0 Safari/537.36",
     "Mozilla/5.0 (compatible; UptimeRobot/2.0; http://www.uptimerobot.com/)",
+    "Mozilla/5.0 (compatible; SomeCrawler/1.0; +https://crawler.example/about)",
+    "Mozilla/5.0 (Linux; Android 11; moto g power (2022)) AppleWebKit/537.36 (KHTML, like "
+    "Gecko) Chrome/109.0.0.0 Mobile Safari/537.36 Chrome-Lighthouse",
+    "Scrapy/2.11.2 (+https://scrapy.org)",  # a crawler built on an HTTP library
+    "Mozilla/5.0 (compatible; ExampleBot/1.0) HeadlessChrome/126.0.0.0",
+    "kube-probe/1.29",
+    "ELB-HealthChecker/2.0",
+]
+
+#: HTTP libraries and browser automation: not bots, excluded only with EXCLUDE_AUTOMATION.
+AUTOMATION = [
     "curl/8.5.0",
     "Wget/1.21.4",
     "python-requests/2.32.3",
     "python-httpx/0.27.0",
+    "Python/3.12 aiohttp/3.9.5",
     "Go-http-client/1.1",
+    "Go-http-client/2.0",
     "okhttp/4.12.0",
     "axios/1.7.2",
-    "Scrapy/2.11.2 (+https://scrapy.org)",
-    "kube-probe/1.29",
-    "ELB-HealthChecker/2.0",
+    "got (https://github.com/sindresorhus/got)",
+    "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)",
+    "node-fetch",
+    "Java/17.0.2",
+    "Apache-HttpClient/4.5.14 (Java/17.0.10)",
+    "PostmanRuntime/7.39.0",
+    "Dart/3.3 (dart:io)",
+    "Mozilla/5.0 (Windows NT; Windows NT 10.0; en-US) WindowsPowerShell/5.1.22621.2506",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "HeadlessChrome/126.0.0.0 Safari/537.36",
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/534.34 (KHTML, like Gecko) PhantomJS/2.1.1 "
+    "Safari/534.34",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0.0.0 Safari/537.36 Playwright/1.45",
+    "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0.0.0 Safari/537.36 Puppeteer",
+    "Mozilla/5.0 (X11; Linux x86_64) Firefox/127.0 Selenium/4.21",
+    "Mozilla/5.0 (X11; Linux x86_64) Chrome/126.0 Safari/537.36 WebDriver",
 ]
 
 
 @pytest.mark.parametrize("user_agent", BROWSERS)
 def test_browsers_are_people(user_agent: str) -> None:
     assert not is_bot(user_agent)
+    assert not is_automation(user_agent)
 
 
 @pytest.mark.parametrize("user_agent", BOTS)
 def test_bots_are_recognised(user_agent: str) -> None:
     assert is_bot(user_agent)
+
+
+@pytest.mark.parametrize("user_agent", AUTOMATION)
+def test_automation_is_recognised_and_is_not_a_bot(user_agent: str) -> None:
+    assert is_automation(user_agent)
+    assert not is_bot(user_agent)
 
 
 @pytest.fixture(autouse=True)
@@ -457,16 +580,30 @@ def test_middleware_adapts_to_the_stack() -> None:
 
 
 def test_every_listed_entry_is_recognised() -> None:
-    from django_synerise.bots import BOT_PREFIXES, BOT_SUBSTRINGS
+    from django_synerise.bots import (
+        AUTOMATION_PREFIXES,
+        AUTOMATION_SUBSTRINGS,
+        BOT_PREFIXES,
+        BOT_SUBSTRINGS,
+    )
 
     for prefix in BOT_PREFIXES:
         assert is_bot(prefix.upper() + "1.0"), prefix
+    for prefix in AUTOMATION_PREFIXES:
+        assert is_automation(prefix.upper() + "1.0"), prefix
+        assert not is_bot(prefix.upper() + "1.0"), prefix
     # Prefixes only count at the start of the user agent.
-    assert not is_bot("Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36 ruby feed")
+    assert not is_bot("Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36 scrapy feed")
+    assert not is_automation("Mozilla/5.0 (Linux; Android 14) Mobile Safari/537.36 ruby curl/")
     for fragment in BOT_SUBSTRINGS:
         assert is_bot(f"Mozilla/5.0 (X11; Linux) {fragment.title()} Safari/537.36"), fragment
+    for fragment in AUTOMATION_SUBSTRINGS:
+        user_agent = f"Mozilla/5.0 (X11; Linux) {fragment.title()} Safari/537.36"
+        assert is_automation(user_agent), fragment
+        assert not is_bot(user_agent), fragment
     assert is_bot("Mozilla/5.0 (compatible)")
     assert not is_bot("Mozilla/5.0 (compatible) Firefox/127.0")
+    assert not is_bot(None) and not is_automation(None)
 
 
 # The README's PAGE_VISITS example (with this suite's paths).

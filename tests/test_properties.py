@@ -18,6 +18,7 @@ import math
 import zoneinfo
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from django.conf import settings as django_settings
@@ -461,3 +462,79 @@ FLOAT_SETTINGS = [
 @pytest.mark.parametrize("key", FLOAT_SETTINGS)
 def test_number_settings_refuse_nan(key):
     assert read_setting(key, math.nan) is not None
+
+
+# -- throttle rates and profile cookies ---------------------------------------------
+
+rate_strings = st.one_of(
+    st.text(alphabet="0123456789/ smhdecinoruyaw-+_.x", max_size=14),
+    st.builds(
+        "{}/{}".format,
+        st.integers(min_value=-3, max_value=10**6),
+        st.one_of(
+            st.sampled_from(["s", "sec", "seconds", "m", "min", "minutes", "h", "hours", "day"]),
+            st.text(max_size=6),
+        ),
+    ),
+)
+
+
+def _drf_parse(rate: str) -> tuple[int, int] | None:
+    from rest_framework.throttling import SimpleRateThrottle
+
+    try:
+        parsed = SimpleRateThrottle.parse_rate(None, rate)  # type: ignore[arg-type]
+    except (ValueError, KeyError, IndexError):
+        return None
+    return parsed  # type: ignore[return-value]
+
+
+@settings(max_examples=500, deadline=None)
+@given(rate=rate_strings)
+def test_beacon_throttle_rate_accepts_what_drf_accepts(rate):
+    from django_synerise.conf import parse_throttle_rate
+
+    drf = _drf_parse(rate)
+    key = 'SYNERISE["BEACON_THROTTLE_RATE"]'
+    ours: tuple[int, int] | None = None
+    message = ""
+    try:
+        ours = parse_throttle_rate(key, rate)
+    except SyneriseConfigurationError as err:
+        message = str(err)
+    assert ours is not None or key in message
+    if drf is not None and drf[0] >= 0:
+        event("DRF accepts")
+        assert ours == drf  # a negative count is the one DRF rate refused on purpose
+    elif ours is not None:
+        event("only ours accepts")  # e.g. spaces around the period
+        assert ours[0] >= 0 and ours[1] in (1, 60, 3600, 86400)
+
+
+def _tracker_spellings(value: str) -> st.SearchStrategy[str]:
+    """Ways the tracker's cookie may carry one UUID: case, quotes, spaces, %-encoding."""
+    return st.sampled_from(
+        [
+            value,
+            value.upper(),
+            f'"{value}"',
+            f"  {value}\t",
+            value.replace("-", "%2D"),
+            f"%22{value}%22",
+        ]
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), profile=st.uuids())
+def test_a_profile_cookie_is_a_uuid_and_nothing_else(data, profile):
+    from django_synerise.identity import parse_uuid
+
+    value = str(profile)
+    if value in ("00000000-0000-0000-0000-000000000000", "ffffffff-ffff-ffff-ffff-ffffffffffff"):
+        return
+    assert parse_uuid(data.draw(_tracker_spellings(value))) == value
+    # Anything else around it (after trimming what the tracker may add) is refused.
+    junk = data.draw(st.text(min_size=1, max_size=12).filter(lambda t: unquote(t).strip()))
+    before = data.draw(st.booleans())
+    assert parse_uuid(junk + value if before else value + junk) is None

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from decimal import Decimal
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
 from django.template import Context, Template
 from django.test import RequestFactory, override_settings
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy
 
 from django_synerise.templatetags.synerise import MAX_ID_LENGTH
 
@@ -337,6 +341,73 @@ def test_search_results_and_positions() -> None:
         {"data-synerise-item": "p-2", "data-synerise-position": "2"},
         {"data-synerise-item": "3", "data-synerise-position": "3"},
     ]
+
+
+def test_ids_that_are_not_str_or_int_are_rendered_with_str() -> None:
+    # A UUIDField primary key, a DecimalField, a lazy translation: all common ids.
+    pk = uuid.UUID("0b9a4d2e-6c1f-4f5e-9a7b-3c2d1e0f9a8b")
+    html = render(
+        "<div {% synerise_recommendation_frame correlation campaign_id=campaign %}>"
+        "<a {% synerise_recommendation_item pk %}></a><a {% synerise_recommendation_item price %}>"
+        "</a></div><ol {% synerise_search_results correlation %}>"
+        "<li {% synerise_search_item pk 1 %}></li></ol>",
+        {
+            "correlation": pk,
+            "campaign": gettext_lazy("spring-campaign"),
+            "pk": pk,
+            "price": Decimal("12.50"),
+        },
+    )
+    elements = parse(html).elements
+    assert elements == [
+        (
+            "div",
+            {
+                "data-synerise-frame": "recommendation",
+                "data-synerise-correlation-id": str(pk),
+                "data-synerise-campaign-id": "spring-campaign",
+            },
+        ),
+        ("a", {"data-synerise-item": str(pk)}),
+        ("a", {"data-synerise-item": "12.50"}),
+        ("ol", {"data-synerise-frame": "search", "data-synerise-correlation-id": str(pk)}),
+        ("li", {"data-synerise-item": str(pk), "data-synerise-position": "1"}),
+    ]
+
+
+def test_lazy_and_safe_strings_are_still_escaped() -> None:
+    html = render(
+        "<div {% synerise_recommendation_frame lazy campaign_id=safe %}>"
+        "<a {% synerise_recommendation_item safe %}></a></div>",
+        {"lazy": gettext_lazy(HOSTILE), "safe": mark_safe(HOSTILE)},
+    )
+    assert "<script" not in html and "<img" not in html
+    elements = dict(parse(html).elements)
+    assert elements["div"]["data-synerise-correlation-id"] == HOSTILE
+    assert elements["div"]["data-synerise-campaign-id"] == HOSTILE
+    assert elements["a"]["data-synerise-item"] == HOSTILE
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        True,
+        1.5,
+        Decimal("NaN"),
+        ["sku-1"],
+        {"id": 1},
+        gettext_lazy("   "),
+        Decimal("1" * (MAX_ID_LENGTH + 1)),
+    ],
+    ids=["bool", "float", "nan", "list", "dict", "blank-lazy", "long-decimal"],
+)
+def test_values_that_are_not_ids_still_render_nothing(
+    value: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        html = render("<a {% synerise_recommendation_item value %}></a>", {"value": value})
+    assert html == "<a ></a>"
+    assert len([r for r in caplog.records if r.name == LOGGER]) == 1
 
 
 def test_the_longest_accepted_id_still_renders() -> None:

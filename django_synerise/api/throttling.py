@@ -2,49 +2,59 @@
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
+from typing import cast
 
 from rest_framework.request import Request
+from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from ..conf import synerise_settings
-from ..exceptions import SyneriseConfigurationError
+from ..conf import parse_throttle_rate, synerise_settings
 
 __all__ = ["BeaconRateThrottle"]
 
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)\s*$")
-_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DRF_KEY = 'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["synerise_beacon"]'
+_SYNERISE_KEY = 'SYNERISE["BEACON_THROTTLE_RATE"]'
 
 
 class BeaconRateThrottle(SimpleRateThrottle):
-    """At most ``SYNERISE["BEACON_THROTTLE_RATE"]`` beacons per client address.
+    """At most one rate's worth of beacons per client address.
 
-    The rate is read when DRF builds the throttle, once per request, never at
-    import: DRF's own ``THROTTLE_RATES`` class attribute is read when the
-    module is imported, so ``override_settings`` cannot change it. Clients are
-    told apart by DRF's ``get_ident()`` (``REMOTE_ADDR``, or
+    The rate is ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["synerise_beacon"]``
+    when the project sets that key (``None`` there turns the throttle off, as
+    for any DRF scope), else ``SYNERISE["BEACON_THROTTLE_RATE"]``. Both are
+    read when DRF builds the throttle, once per request, never at import:
+    DRF's own ``THROTTLE_RATES`` class attribute is read when the module is
+    imported, so ``override_settings`` could not change it. Every rate string
+    DRF accepts works (``"5/hours"``: the period counts by its first letter).
+
+    Clients are told apart by DRF's ``get_ident()`` (``REMOTE_ADDR``, or
     ``X-Forwarded-For`` as ``REST_FRAMEWORK["NUM_PROXIES"]`` says: set it
     behind a proxy, or one shared address gets everyone's budget), not by the
     ``_snrs_uuid`` cookie, which a client can change at will.
+
+    Raises :class:`~django_synerise.exceptions.SyneriseConfigurationError`,
+    naming the setting, for a malformed rate.
     """
 
     scope = "synerise_beacon"
+    # Which setting the rate came from, for the error message of a malformed one.
+    _rate_setting = _SYNERISE_KEY
 
-    def get_rate(self) -> str:
+    def get_rate(self) -> str | None:
+        rates = api_settings.DEFAULT_THROTTLE_RATES
+        if isinstance(rates, Mapping) and self.scope in rates:
+            self._rate_setting = _DRF_KEY
+            # Passed on as set: parse_rate names the setting when it is not a rate string.
+            return cast("str | None", rates[self.scope])
+        self._rate_setting = _SYNERISE_KEY
         return str(synerise_settings.BEACON_THROTTLE_RATE)
 
     def parse_rate(self, rate: str | None) -> tuple[int | None, int | None]:
         if rate is None:
             return (None, None)
-        match = _RATE_RE.match(rate)
-        if match is None:
-            raise SyneriseConfigurationError(
-                f'SYNERISE["BEACON_THROTTLE_RATE"] must look like "120/min" '
-                f"(a number, '/', and s, min, hour or day), not {rate!r}. "
-                "Set it in the SYNERISE dict of your Django settings."
-            )
-        return (int(match.group(1)), _PERIODS[match.group(2)[0]])
+        return parse_throttle_rate(self._rate_setting, rate)
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}

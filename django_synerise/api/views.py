@@ -81,6 +81,17 @@ class SameOriginPermission(BasePermission):
         return False
 
 
+class _ASCIIJSONRenderer(JSONRenderer):
+    """JSON with every non-ASCII character escaped.
+
+    An error message may quote the caller's input, and a lone surrogate in it
+    (valid in JSON as ``"\\ud800"``) cannot be encoded as UTF-8: escaped, it
+    is answered as sent instead of failing with a 500.
+    """
+
+    ensure_ascii = True
+
+
 class _JSONOnly(BaseContentNegotiation):
     """Always answer in JSON, whatever ``Accept`` says (a beacon never reads the answer)."""
 
@@ -121,7 +132,8 @@ class BeaconView(APIView):
     405  any method but ``POST``
     413  body larger than ``SYNERISE["BEACON_MAX_BYTES"]``
     415  a content type other than JSON or plain text
-    429  more than ``SYNERISE["BEACON_THROTTLE_RATE"]`` from one client address
+    429  more than the ``synerise_beacon`` rate from one client address (see
+         :class:`~django_synerise.api.throttling.BeaconRateThrottle`)
     503  the outbox could not be written (logged; raised when ``RAISE_ERRORS``)
     ===  ===============================================================
 
@@ -138,7 +150,7 @@ class BeaconView(APIView):
     authentication_classes: list[Any] = []
     permission_classes = [SameOriginPermission]
     throttle_classes = [BeaconRateThrottle]
-    renderer_classes = [JSONRenderer]
+    renderer_classes = [_ASCIIJSONRenderer]
     parser_classes: list[Any] = []
     content_negotiation_class = _JSONOnly
     http_method_names = ["post"]
@@ -205,6 +217,10 @@ class BeaconView(APIView):
             # A producer never breaks the page it serves: log, unless told to raise.
             if synerise_settings.RAISE_ERRORS:
                 raise
-            logger.exception("Could not write a %s beacon to the outbox", event.event_type)
+            logger.exception(
+                "Could not write a %s beacon to the outbox",
+                event.event_type,
+                extra={"synerise_action": event.event_type},
+            )
             return Response(status=status.HTTP_503_SERVICE_UNAVAILABLE)
         return Response(status=status.HTTP_204_NO_CONTENT)

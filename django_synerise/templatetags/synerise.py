@@ -18,7 +18,9 @@ Load it with ``{% load synerise %}``:
 ``{% synerise_search_results correlation_id %}`` and ``{% synerise_search_item item_id position %}``
     The same for search results (``item.search.click``, 1-based position).
 
-Every value is HTML-escaped. A missing correlation or item id renders nothing
+Ids may be strings, lazy strings, integers, ``Decimal`` or ``uuid.UUID``
+values (rendered with ``str()``). Every value is HTML-escaped. A missing
+(``None``, blank) or unusable correlation or item id renders nothing
 and logs a warning on the ``django_synerise.templatetags`` logger: the page
 still renders, only its beacons are lost. Every ``<script>`` carries the
 request's CSP nonce (``request.csp_nonce`` as set by django-csp, or the
@@ -30,6 +32,8 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
+from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
 
@@ -38,6 +42,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.template.loader import render_to_string
 from django.templatetags.static import static
 from django.urls import NoReverseMatch, reverse
+from django.utils.functional import Promise
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
@@ -52,6 +57,9 @@ MAX_ID_LENGTH = 256
 
 _EMPTY = mark_safe("")
 
+# Values whose str() is the id they stand for (bool, an int, is refused on its own).
+_ID_TYPES = (str, Promise, int, Decimal, uuid.UUID)
+
 _AI_PATHS = {"events-v1": "/events/v1/batch", "ai-compat": "/v4/events/ai-compat/batch"}
 
 
@@ -64,9 +72,17 @@ def _nonce(context: template.Context) -> str | None:
 
 
 def _clean_id(tag: str, name: str, value: Any) -> str | None:
-    """``value`` as an id string, or ``None`` (with a warning) when it cannot be one."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
+    """``value`` as an id string, or ``None`` (with a warning) when it cannot be one.
+
+    Strings, lazy strings, integers, finite ``Decimal`` values and
+    ``uuid.UUID`` (a ``UUIDField`` primary key) are turned into text with
+    ``str()``; ``None``, booleans and anything else (a float, a model instance,
+    a list) are refused rather than guessed at. The result is a plain ``str``,
+    never a ``SafeString``, so ``format_html`` always escapes it.
+    """
+    usable = isinstance(value, _ID_TYPES) and not isinstance(value, bool)
+    if usable and (not isinstance(value, Decimal) or value.is_finite()):
+        value = str.__str__(str(value))
     if not isinstance(value, str) or not value.strip():
         logger.warning("{%% %s %%} rendered nothing: %s is missing (got %r)", tag, name, value)
         return None

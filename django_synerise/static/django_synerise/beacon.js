@@ -6,8 +6,12 @@
  * - A frame is an element with data-synerise-frame="recommendation" (or "search")
  *   and data-synerise-correlation-id; its items are the elements inside it with
  *   data-synerise-item.
- * - One recommendation.view per frame per page load, when at least half of the
- *   frame (or, for a frame taller than the viewport, half of the viewport) is visible.
+ * - One recommendation.view per frame per page load, with the frame's item ids,
+ *   once at least half of the frame is visible. A frame too big for half of it to
+ *   fit in the viewport (more than twice the viewport's height, say) counts once it
+ *   fills at least half of the viewport (a frame narrower than the viewport: half
+ *   of the viewport's height across the frame's whole width; likewise for width).
+ * - A frame without items yet sends nothing: it is watched until it has some.
  * - A click on an item sends recommendation.click (item.search.click with its
  *   position in search results) without delaying the navigation.
  */
@@ -27,10 +31,10 @@
   var FRAME = "[data-synerise-frame]";
   var ITEM = "[data-synerise-item]";
   var RECOMMENDATION_FRAME = '[data-synerise-frame="recommendation"]';
-  var LEADING_UUID =
-    /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?![0-9a-z-])/i;
+  var UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
   var NIL_UUID = /^(0{8}-0{4}-0{4}-0{4}-0{12}|f{8}-f{4}-f{4}-f{4}-f{12})$/;
   var viewed = new WeakSet();
+  var emptyInView = []; // frames visible enough to count, but without items yet
   var waiting = []; // views waiting for the visitor's profile cookie
   var profileRetries = 0;
   var PROFILE_RETRY_MS = 500;
@@ -49,11 +53,15 @@
   }
 
   // Reads the visitor's profile UUID as django_synerise.identity.get_cookie_uuid
-  // does: _snrs_uuid, else the uuid field of the tracker's _snrs_p cookie.
+  // does: _snrs_uuid, else the uuid field of the tracker's _snrs_p cookie. The
+  // whole value (without spaces and one pair of quotes) must be a UUID.
   function parseUUID(value) {
-    var match = LEADING_UUID.exec(value.trim().replace(/^"|"$/g, "").trim());
-    var found = match ? match[1].toLowerCase() : null;
-    return found && !NIL_UUID.test(found) ? found : null;
+    var text = value.trim();
+    if (text.length >= 2 && text.charAt(0) === '"' && text.charAt(text.length - 1) === '"') {
+      text = text.slice(1, -1).trim();
+    }
+    text = text.toLowerCase();
+    return UUID.test(text) && !NIL_UUID.test(text) ? text : null;
   }
 
   function cookieUUID() {
@@ -163,29 +171,75 @@
     return ids;
   }
 
-  function onIntersection(entries, observer) {
+  // Half of the frame visible; or, for a frame too big for that, half of the room
+  // it could take in the viewport (the viewport, cut to the frame's own size).
+  function isViewed(entry) {
+    if (!entry.isIntersecting) {
+      return false;
+    }
+    if (entry.intersectionRatio >= 0.5) {
+      return true;
+    }
+    var box = entry.boundingClientRect;
+    var root = entry.rootBounds;
+    if (!root) {
+      return false;
+    }
+    var room = Math.min(box.width, root.width) * Math.min(box.height, root.height);
+    if (room * 2 >= box.width * box.height) {
+      return false; // it can be half visible, so it must be
+    }
+    return entry.intersectionRect.width * entry.intersectionRect.height * 2 >= room;
+  }
+
+  function forget(frame) {
+    var at = emptyInView.indexOf(frame);
+    if (at >= 0) {
+      emptyInView.splice(at, 1);
+    }
+  }
+
+  function onIntersection(entries) {
     for (var i = 0; i < entries.length; i++) {
-      var entry = entries[i];
-      var frame = entry.target;
-      if (!entry.isIntersecting || viewed.has(frame)) {
+      var frame = entries[i].target;
+      forget(frame);
+      if (viewed.has(frame) || !isViewed(entries[i])) {
         continue;
       }
-      var root = entry.rootBounds;
-      var fillsHalfViewport =
-        root && root.height > 0 && entry.intersectionRect.height >= root.height / 2;
-      if (entry.intersectionRatio >= 0.5 || fillsHalfViewport) {
-        viewed.add(frame);
-        observer.unobserve(frame);
-        send("recommendation.view", frame, itemsOf(frame));
+      var items = itemsOf(frame);
+      if (!items.length) {
+        emptyInView.push(frame); // its items are still coming: wait for them
+        continue;
+      }
+      viewed.add(frame);
+      observer.unobserve(frame);
+      send("recommendation.view", frame, items);
+    }
+  }
+
+  // Items arrived in a frame that was in view: observe it afresh, so that the
+  // observer reports where it is now (the items may have moved or resized it).
+  function recheckEmptyFrames() {
+    var frames = emptyInView.slice();
+    for (var i = 0; i < frames.length; i++) {
+      if (itemsOf(frames[i]).length) {
+        forget(frames[i]);
+        observer.unobserve(frames[i]);
+        observer.observe(frames[i]);
       }
     }
   }
 
-  // 0.5 is the rule; the lower thresholds let a frame taller than the viewport
-  // (which can never be half visible) count once it fills half the screen.
+  // An observer reports only when the visible share crosses a threshold. 0.5 is
+  // the rule; the steps below it let a frame too big to be half visible count
+  // close to the moment it fills half of its room.
+  var thresholds = [];
+  for (var step = 0; step <= 50; step++) {
+    thresholds.push(step / 100);
+  }
   var observer =
     "IntersectionObserver" in window
-      ? new IntersectionObserver(onIntersection, { threshold: [0, 0.1, 0.25, 0.5] })
+      ? new IntersectionObserver(onIntersection, { threshold: thresholds })
       : null;
 
   function watch(root) {
@@ -207,13 +261,22 @@
     watch(document.documentElement);
     if (observer && window.MutationObserver) {
       // Frames inserted later (fetched fragments, infinite scroll) are watched too.
+      // Items added to a frame already in view are noticed here too.
       new MutationObserver(function (mutations) {
         for (var i = 0; i < mutations.length; i++) {
           for (var j = 0; j < mutations[i].addedNodes.length; j++) {
             watch(mutations[i].addedNodes[j]);
           }
         }
-      }).observe(document.documentElement, { childList: true, subtree: true });
+        if (emptyInView.length) {
+          recheckEmptyFrames();
+        }
+      }).observe(document.documentElement, {
+        childList: true,
+        subtree: true,
+        attributes: true,
+        attributeFilter: ["data-synerise-item"],
+      });
     }
   }
 
