@@ -207,7 +207,7 @@ class OutboxEventAdmin(_ModelAdmin):
             {
                 "fields": (
                     ("status", "attempts"),
-                    ("next_attempt_at", "sent_at"),
+                    ("next_attempt_at", "sent_at", "dead_at"),
                     ("leased_by", "leased_until"),
                     "last_error",
                 )
@@ -227,6 +227,7 @@ class OutboxEventAdmin(_ModelAdmin):
         "attempts",
         "next_attempt_at",
         "sent_at",
+        "dead_at",
         "leased_by",
         "leased_until",
         "last_error",
@@ -284,7 +285,9 @@ class OutboxEventAdmin(_ModelAdmin):
         term = search_term.strip()
         if not term:
             return queryset, False
-        if term.isdigit():
+        # ASCII digits only: str.isdigit() is also true for superscripts such
+        # as "²", which int() refuses.
+        if term.isascii() and term.isdigit():
             condition = Q(pk=int(term))
         elif _IDENTIFIER_TERM.match(term):
             condition = Q(client_key__startswith=term) | Q(client_key__contains=f" {term}")

@@ -57,6 +57,14 @@ class OutboxEvent(models.Model):
     occurred_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
+    dead_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "When the event was given up on; empty for events that are not dead, or "
+            "that died before this column existed"
+        ),
+    )
 
     class Meta:
         verbose_name = _("outbox event")
@@ -72,9 +80,13 @@ class OutboxEvent(models.Model):
                 condition=Q(status="pending"),
             ),
             # Databases without partial indexes (MySQL/MariaDB) use this one for
-            # the claim; everywhere it also serves status counts, purge
-            # (status + sent_at) and the admin's status filter.
+            # the claim; everywhere it also serves status counts, the admin's
+            # status filter and the queries on dead rows by dead_at (recent dead
+            # rows, purge of old ones): dead rows are few, so reading them all
+            # through the status prefix is cheap, and dead_at needs no index of
+            # its own (adding one would lock a big table while it is built).
             models.Index(fields=["status", "next_attempt_at"], name="synerise_outbox_status"),
+            # Purge of sent rows (status + sent_at), and the last successful send.
             models.Index(fields=["status", "sent_at"], name="synerise_outbox_sent"),
         ]
 

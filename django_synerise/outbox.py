@@ -15,6 +15,12 @@ Row life cycle::
 A row is *due* when ``status == "pending"`` and ``next_attempt_at <= now``.
 Claiming moves ``next_attempt_at`` to the lease's expiry, so the single
 condition "due" also covers leases that expired because their worker died.
+A row that goes dead records when in ``dead_at``; requeueing clears it.
+
+Datetimes are stored the way Django expects for ``USE_TZ``: aware with it,
+naive in the default time zone (``TIME_ZONE``) without it. Datetimes passed
+in (``now``, ``until``, ``since``) may be either; they are converted. The
+payload's own times are fixed at enqueue as UTC ISO 8601 either way.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
@@ -99,10 +106,16 @@ def _client_key(client: dict[str, Any]) -> str:
     return " ".join(f"{key}:{value}" for key, value in client.items())[:255]
 
 
-def _aware(value: dt.datetime | None) -> dt.datetime | None:
-    # Django's rule for naive datetimes: they are in the current time zone.
-    if value is not None and timezone.is_naive(value):
-        return timezone.make_aware(value)
+def _db_time(value: dt.datetime) -> dt.datetime:
+    """``value`` as Django stores it: aware with ``USE_TZ``, else naive in ``TIME_ZONE``.
+
+    A naive value is already in the right form without ``USE_TZ``; with it,
+    Django's rule applies: a naive datetime is in the current time zone.
+    """
+    if settings.USE_TZ:
+        return timezone.make_aware(value) if timezone.is_naive(value) else value
+    if timezone.is_aware(value):
+        return timezone.make_naive(value, timezone.get_default_timezone())
     return value
 
 
@@ -125,6 +138,7 @@ def _build_row(event: Event, now: dt.datetime) -> OutboxEvent:
     overhead = AI_BATCH_OVERHEAD if event.kind == "ai" else 2
     if size + overhead > limit:
         raise EventTooLargeError(size, limit)
+    occurred_at = event.occurred_at
     return OutboxEvent(
         kind=event.kind,
         batch_type=event.batch_type,
@@ -136,7 +150,7 @@ def _build_row(event: Event, now: dt.datetime) -> OutboxEvent:
         status=PENDING,
         attempts=0,
         next_attempt_at=now,
-        occurred_at=event.occurred_at,
+        occurred_at=_db_time(occurred_at) if occurred_at is not None else None,
         created_at=now,
     )
 
@@ -290,8 +304,8 @@ def claim(
     """
     if limit <= 0:
         return []
-    now = now or timezone.now()
-    due_before = due_before or now
+    now = _db_time(now) if now is not None else timezone.now()
+    due_before = _db_time(due_before) if due_before is not None else now
     lease_until = now + dt.timedelta(seconds=synerise_settings.LEASE_SECONDS)
     alias = db_alias()
     connection = connections[alias]
@@ -396,7 +410,7 @@ def _update_leased(ids: Sequence[int], owner: str | None, assignments: dict[str,
             columns.append(f"{column} = {value.sql}")
             continue
         columns.append(f"{column} = %s")
-        values.append(adapt(value) if isinstance(value, dt.datetime) else value)
+        values.append(adapt(_db_time(value)) if isinstance(value, dt.datetime) else value)
     condition, params = _where_leased(connection, ids, owner)
     table = connection.ops.quote_name(OutboxEvent._meta.db_table)
     with connection.cursor() as cursor:
@@ -466,9 +480,10 @@ def mark_retry(
     """Count a failed attempt for these rows; return ``(retried, dead)``.
 
     Each row's ``attempts`` goes up by one. Rows that reach ``MAX_ATTEMPTS`` go
-    ``dead``; the others are due again after :func:`backoff_delay`. Rows of
-    one batch failed together, so they share one delay (one ``UPDATE`` per
-    attempt count) and are likely to travel together again.
+    ``dead`` (``dead_at = now``); the others are due again after
+    :func:`backoff_delay`. Rows of one batch failed together, so they share
+    one delay (one ``UPDATE`` per attempt count) and are likely to travel
+    together again.
     """
     if not rows:
         return (0, 0)
@@ -490,6 +505,7 @@ def mark_retry(
                     "last_error": f"gave up after {attempts} attempts: {error}"[:2000],
                     "leased_by": "",
                     "leased_until": None,
+                    "dead_at": now,
                 },
             )
             continue
@@ -507,8 +523,14 @@ def mark_retry(
     return (retried, dead)
 
 
-def mark_dead(ids: Sequence[int], error: str, *, owner: str | None) -> int:
-    """Give up on these rows: ``dead`` with ``error`` (already free of secrets)."""
+def mark_dead(
+    ids: Sequence[int], error: str, *, owner: str | None, now: dt.datetime | None = None
+) -> int:
+    """Give up on these rows: ``dead`` with ``error`` (already free of secrets); return how many.
+
+    ``dead_at`` records when (default: now). Only rows still pending (and
+    leased to ``owner``, unless it is ``None``) change.
+    """
     if not ids:
         return 0
     return _update_leased(
@@ -520,6 +542,7 @@ def mark_dead(ids: Sequence[int], error: str, *, owner: str | None) -> int:
             "last_error": error[:2000],
             "leased_by": "",
             "leased_until": None,
+            "dead_at": now or timezone.now(),
         },
     )
 
@@ -553,7 +576,7 @@ def requeue(
     action: str | None = None,
     since: dt.datetime | None = None,
 ) -> int:
-    """Make rows pending and due now with attempts reset; return how many.
+    """Make rows pending and due now with attempts reset (``dead_at`` cleared); return how many.
 
     ``dead=True`` limits it to dead rows (the usual case); ``dead=False`` also
     takes sent rows (a deliberate resend). Pending rows are never touched, so a
@@ -572,7 +595,7 @@ def requeue(
     if action:
         queryset = queryset.filter(action=action)
     if since is not None:
-        queryset = queryset.filter(created_at__gte=_aware(since))
+        queryset = queryset.filter(created_at__gte=_db_time(since))
     count: int = queryset.update(
         status=PENDING,
         attempts=0,
@@ -580,6 +603,7 @@ def requeue(
         leased_by="",
         leased_until=None,
         sent_at=None,
+        dead_at=None,
     )
     if count:
         logger.info("requeued %d outbox events", count)
@@ -594,9 +618,11 @@ def purge(
 ) -> dict[str, int]:
     """Delete old sent rows (default: older than ``RETAIN_SENT`` days) and, if asked, dead ones.
 
-    Sent rows count from ``sent_at``, dead rows from ``created_at``. Pending
-    rows are never deleted. Returns ``{"sent": n}``, plus ``"dead": n`` when
-    ``dead_older_than`` is given.
+    Sent rows count from ``sent_at``, dead rows from ``dead_at`` (from
+    ``created_at`` for rows that died before ``dead_at`` was recorded), so an
+    old event that died a moment ago is kept; ``dead_older_than=timedelta(0)``
+    deletes every dead row. Pending rows are never deleted. Returns
+    ``{"sent": n}``, plus ``"dead": n`` when ``dead_older_than`` is given.
 
     Deletes in chunks of ``chunk_size`` primary keys, each its own short
     statement, so the table is never locked for long and a purge of millions
@@ -617,21 +643,38 @@ def purge(
         )
     }
     if dead_older_than is not None:
-        result["dead"] = _purge_chunks(
-            Q(status=DEAD, created_at__lt=now - dead_older_than), "created_at", chunk_size
-        )
+        condition = Q(status=DEAD)
+        if dead_older_than:
+            condition &= _died_before(now - dead_older_than)
+        # Keyset on id alone: the condition spans two columns, and the few
+        # dead rows are read through the (status, ...) index prefix anyway.
+        result["dead"] = _purge_chunks(condition, None, chunk_size)
     if any(result.values()):
         logger.info("purged outbox: %s", ", ".join(f"{n} {status}" for status, n in result.items()))
     return result
 
 
-def _purge_chunks(condition: Q, order_field: str, chunk_size: int) -> int:
+# Rows that died before dead_at existed (migration 0002) have it NULL and count
+# from created_at, as every dead row did before. Combine with status="dead".
+def _died_since(cutoff: dt.datetime) -> Q:
+    """Dead rows that died at or after ``cutoff``."""
+    return Q(dead_at__gte=cutoff) | Q(dead_at__isnull=True, created_at__gte=cutoff)
+
+
+def _died_before(cutoff: dt.datetime) -> Q:
+    """Dead rows that died before ``cutoff`` (the complement of :func:`_died_since`)."""
+    return Q(dead_at__lt=cutoff) | Q(dead_at__isnull=True, created_at__lt=cutoff)
+
+
+def _purge_chunks(condition: Q, order_field: str | None, chunk_size: int) -> int:
+    """Delete the rows matching ``condition``, in ``(order_field, id)`` order (``id`` if None)."""
     manager = OutboxEvent.objects.using(db_alias())
+    fields = (order_field, "id") if order_field else ("id",)
     total = 0
-    after: tuple[Any, int] | None = None
+    after: tuple[Any, ...] | None = None
     while True:
         queryset = manager.filter(condition)
-        if after is not None:
+        if after is not None and order_field:
             # Resume after the last chunk (keyset on the (status, field) index)
             # instead of from the start: deleted rows stay in the index until
             # vacuum, and walking past them again made each chunk slower.
@@ -639,14 +682,14 @@ def _purge_chunks(condition: Q, order_field: str, chunk_size: int) -> int:
             queryset = queryset.filter(**{f"{order_field}__gte": value}).filter(
                 Q(**{f"{order_field}__gt": value}) | Q(**{order_field: value, "id__gt": last_id})
             )
-        rows = list(
-            queryset.order_by(order_field, "id").values_list(order_field, "id")[:chunk_size]
-        )
+        elif after is not None:
+            queryset = queryset.filter(id__gt=after[0])
+        rows = list(queryset.order_by(*fields).values_list(*fields)[:chunk_size])
         if not rows:
             return total
         # The condition again: a row requeued between the SELECT and the DELETE
         # is pending now and must survive.
-        deleted, _ = manager.filter(condition, id__in=[pk for _, pk in rows]).delete()
+        deleted, _ = manager.filter(condition, id__in=[row[-1] for row in rows]).delete()
         total += deleted
         after = rows[-1]
 
@@ -657,18 +700,22 @@ class Health:
 
     Attributes:
         pending: rows waiting for delivery (due now or backing off).
-        dead: rows given up on, in total.
+        dead: rows given up on, in total (until purged).
         oldest_pending_age: seconds since the oldest pending row was created,
             ``None`` when nothing is pending.
         last_sent_at: when Synerise last accepted an event, ``None`` when no
-            sent row is retained.
+            sent row is retained (always with ``RETAIN_SENT = 0``: sent rows
+            are deleted at once).
         last_sent_age: seconds since ``last_sent_at``.
+        dead_last_day: rows that went dead in the last 24 hours.
 
     Suggested alerts: ``oldest_pending_age`` above a few flush intervals plus
     the first retries (15 minutes for a ``--loop`` worker: the flusher is
-    stopped or Synerise keeps failing); ``dead`` going up (events are being
-    rejected: read their ``last_error``); ``last_sent_age`` large while
-    ``pending`` is not zero.
+    stopped or Synerise keeps failing); ``dead_last_day`` above zero (events
+    are being rejected or given up on: read their ``last_error``), rather than
+    ``dead``, which stays up until the dead rows are requeued or purged;
+    ``last_sent_age`` large while ``pending`` is not zero (only with
+    ``RETAIN_SENT`` above 0).
     """
 
     pending: int
@@ -676,37 +723,47 @@ class Health:
     oldest_pending_age: float | None
     last_sent_at: dt.datetime | None
     last_sent_age: float | None = None
+    dead_last_day: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-ready form (datetimes as ISO 8601, ages in seconds)."""
+        """JSON-ready form (datetimes as ISO 8601 with their offset, ages in seconds)."""
+        last_sent_at = self.last_sent_at
+        if last_sent_at is not None and timezone.is_naive(last_sent_at):
+            # USE_TZ = False: stored naive in TIME_ZONE; say which offset that was.
+            last_sent_at = timezone.make_aware(last_sent_at, timezone.get_default_timezone())
         return {
             "pending": self.pending,
             "dead": self.dead,
+            "dead_last_day": self.dead_last_day,
             "oldest_pending_age": self.oldest_pending_age,
-            "last_sent_at": self.last_sent_at.isoformat() if self.last_sent_at else None,
+            "last_sent_at": last_sent_at.isoformat() if last_sent_at else None,
             "last_sent_age": self.last_sent_age,
         }
 
 
 def health() -> Health:
-    """Oldest pending age (seconds), pending and dead counts, last successful send.
+    """Oldest pending age (seconds), pending and dead counts, recent dead, last successful send.
 
     Three indexed queries, cheap enough for a health endpoint polled every few
-    seconds on a table of millions of rows. ``last_sent_at`` is only known
-    while sent rows are retained (``RETAIN_SENT > 0``).
+    seconds on a table of millions of rows (the dead rows, few, are counted
+    through the status index). ``last_sent_at`` is only known while sent rows
+    are retained (``RETAIN_SENT > 0``).
     """
     manager = OutboxEvent.objects.using(db_alias())
     now = timezone.now()
     pending = manager.filter(status=PENDING).aggregate(n=Count("id"), oldest=Min("created_at"))
-    dead = manager.filter(status=DEAD).count()
+    dead = manager.filter(status=DEAD).aggregate(
+        n=Count("id"), recent=Count("id", filter=_died_since(now - dt.timedelta(days=1)))
+    )
     last_sent = manager.filter(status=SENT).aggregate(last=Max("sent_at"))["last"]
     oldest = pending["oldest"]
     return Health(
         pending=int(pending["n"]),
-        dead=dead,
+        dead=int(dead["n"]),
         oldest_pending_age=max(0.0, (now - oldest).total_seconds()) if oldest else None,
         last_sent_at=last_sent,
         last_sent_age=max(0.0, (now - last_sent).total_seconds()) if last_sent else None,
+        dead_last_day=int(dead["recent"]),
     )
 
 
@@ -715,7 +772,8 @@ def stats() -> dict[str, Any]:
 
     Keys: ``counts`` (``{status: {kind: n}}``, only non-zero entries),
     ``totals`` (``{status: n}`` for every status), ``sent_last_hour``,
-    ``dead_last_day`` (rows whose last attempt was in the last 24 hours),
+    ``dead_last_day`` (rows that went dead in the last 24 hours, as in
+    :attr:`Health.dead_last_day`),
     ``health`` (:meth:`Health.as_dict`) and ``database`` (the alias).
 
     ``counts`` groups the whole table: on millions of rows it takes a
@@ -725,6 +783,7 @@ def stats() -> dict[str, Any]:
     alias = db_alias()
     manager = OutboxEvent.objects.using(alias)
     now = timezone.now()
+    current = health()
     counts: dict[str, dict[str, int]] = {}
     totals = {status: 0 for status in OutboxEvent.Status.values}
     for row in manager.values("status", "kind").annotate(n=Count("id")).order_by():
@@ -737,11 +796,6 @@ def stats() -> dict[str, Any]:
         "sent_last_hour": manager.filter(
             status=SENT, sent_at__gte=now - dt.timedelta(hours=1)
         ).count(),
-        # A dead row keeps the next_attempt_at its last claim gave it (the
-        # lease's expiry), so this counts rows that died in the last day, by
-        # the (status, next_attempt_at) index, with no extra column.
-        "dead_last_day": manager.filter(
-            status=DEAD, next_attempt_at__gte=now - dt.timedelta(days=1)
-        ).count(),
-        "health": health().as_dict(),
+        "dead_last_day": current.dead_last_day,
+        "health": current.as_dict(),
     }

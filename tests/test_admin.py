@@ -11,7 +11,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 
 import django_synerise
 from django_synerise.admin import EstimatedCountPaginator, batch_type_choices
@@ -300,3 +300,65 @@ def test_list_shows_the_columns_operators_need(admin_client):
     assert "customId:42" in text
     assert "x" * 79 + "…" in text and "x" * 81 not in text
     assert json.loads(OutboxEvent.objects.get(pk=row.pk).payload)["params"] == {"x": 1}
+
+
+@pytest.mark.parametrize("term", ["²", "1²", "٣", "12 34", "9" * 30])
+def test_search_for_digits_that_are_not_an_id_does_not_crash(admin_client, term):
+    row = track("dog.bark", "7")
+    response = admin_client.get(reverse(CHANGELIST), {"q": term})
+    assert response.status_code == 200
+    assert row.pk not in row_ids(response)
+
+
+def test_mark_dead_records_when_and_the_row_page_shows_it(admin_client):
+    row = track("a.one")
+    week_ago = timezone.now() - dt.timedelta(days=7)
+    OutboxEvent.objects.filter(pk=row.pk).update(created_at=week_ago, next_attempt_at=week_ago)
+    before = timezone.now()
+    admin_client.post(
+        reverse(CHANGELIST), {"action": "mark_selected_dead", "_selected_action": [row.pk]}
+    )
+    stored = OutboxEvent.objects.get(pk=row.pk)
+    assert stored.status == "dead"
+    assert stored.dead_at is not None and before <= stored.dead_at <= timezone.now()
+    page = admin_client.get(reverse("admin:django_synerise_outboxevent_change", args=[row.pk]))
+    shown = re.search(
+        r'field-dead_at">\s*<label[^>]*>Dead at:</label>\s*<div class="readonly">([^<]*)</div>',
+        page.text,
+    )
+    assert shown is not None
+    assert shown.group(1) == formats.date_format(
+        timezone.localtime(stored.dead_at), "DATETIME_FORMAT"
+    )
+    # Killed in the admin a moment ago: it counts as dead in the last day.
+    assert django_synerise.outbox.stats()["dead_last_day"] == 1
+    admin_client.post(
+        reverse(CHANGELIST), {"action": "requeue_selected", "_selected_action": [row.pk]}
+    )
+    stored = OutboxEvent.objects.get(pk=row.pk)
+    assert (stored.status, stored.dead_at) == ("pending", None)
+
+
+def test_admin_works_without_use_tz(admin_client, settings):
+    settings.USE_TZ = False
+    settings.TIME_ZONE = "Asia/Kolkata"
+    idle, busy = track("a.one"), track("a.two")
+    OutboxEvent.objects.filter(pk=busy.pk).update(
+        leased_by="worker", leased_until=timezone.now() + dt.timedelta(minutes=2)
+    )
+    url = reverse(CHANGELIST)
+    assert row_ids(admin_client.get(url)) == sorted([idle.pk, busy.pk])
+    page = html.unescape(admin_client.get(url).text)
+    today = re.search(r'href="(\?created_at__gte=[^"]+)"[^>]*>Today<', page)
+    assert today is not None
+    assert row_ids(admin_client.get(url + today.group(1))) == sorted([idle.pk, busy.pk])
+    response = admin_client.post(
+        url, {"action": "mark_selected_dead", "_selected_action": [idle.pk, busy.pk]}, follow=True
+    )
+    assert "Marked 1 pending event dead" in response.text
+    stored = OutboxEvent.objects.get(pk=idle.pk)
+    assert stored.status == "dead"
+    assert stored.dead_at is not None and timezone.is_naive(stored.dead_at)
+    assert abs((stored.dead_at - dt.datetime.now()).total_seconds()) < 60
+    page = admin_client.get(reverse("admin:django_synerise_outboxevent_change", args=[idle.pk]))
+    assert page.status_code == 200

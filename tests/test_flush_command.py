@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import os
 import signal
 import subprocess
@@ -14,8 +16,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
+from django.utils import timezone
 
 import django_synerise
+from django_synerise import outbox
 from django_synerise.events import AIEvent, DedicatedEvent, Transaction
 from django_synerise.models import OutboxEvent
 
@@ -89,23 +93,81 @@ def test_dry_run_sends_and_changes_nothing(synerise_stand_in):
     assert list(OutboxEvent.objects.values()) == before
 
 
+BATCH_SIZE = "argument --batch-size: must be a whole number between 1 and 1000"
+MAX_EVENTS = "argument --max-events: must be a whole number 1 or more"
+INTERVAL = "argument --interval: must be a number of seconds, zero or more and at most 86400"
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--batch-size", "2000"], "between 1 and 1000"),
-        (["--interval", "-1"], "zero or more"),
+        (["--batch-size", "2000"], f"{BATCH_SIZE}, not '2000'."),
+        (["--batch-size", "0"], f"{BATCH_SIZE}, not '0'."),
+        (["--batch-size", "-5"], f"{BATCH_SIZE}, not '-5'."),
+        (["--batch-size", "many"], f"{BATCH_SIZE}, not 'many'."),
+        (["--batch-size", "2.5"], f"{BATCH_SIZE}, not '2.5'."),
+        (["--max-events", "0"], f"{MAX_EVENTS}, not '0'."),
+        (["--max-events", "lots"], f"{MAX_EVENTS}, not 'lots'."),
+        (["--interval", "-1"], f"{INTERVAL} (one day), not '-1'."),
+        (["--interval", "nan"], f"{INTERVAL} (one day), not 'nan'."),
+        (["--interval", "inf"], f"{INTERVAL} (one day), not 'inf'."),
+        (["--interval=-inf"], f"{INTERVAL} (one day), not '-inf'."),
+        (["--interval", "1e400"], f"{INTERVAL} (one day), not '1e400'."),
+        (["--interval", "1e12"], f"{INTERVAL} (one day), not '1e12'."),
+        (["--interval", "soon"], f"{INTERVAL} (one day), not 'soon'."),
     ],
 )
-def test_bad_arguments_are_command_errors(args, message):
-    with pytest.raises(CommandError, match=message):
-        flush(*args)
+def test_bad_arguments_are_plain_command_errors(args, message):
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    with pytest.raises(CommandError) as caught:
+        flush("--loop", *args)
+    assert str(caught.value) == f"Error: {message}"
+    assert OutboxEvent.objects.get().status == "pending"
 
 
 @pytest.mark.django_db
-def test_non_numeric_batch_size_is_rejected():
-    with pytest.raises(CommandError):
-        flush("--batch-size", "many")
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"batch_size": 0}, "--batch-size must be a whole number between 1 and 1000, not 0."),
+        ({"max_events": -1}, "--max-events must be a whole number 1 or more, not -1."),
+        ({"interval": float("nan")}, "--interval must be a number of seconds, zero or more"),
+        ({"interval": float("inf")}, "--interval must be a number of seconds, zero or more"),
+    ],
+)
+def test_bad_values_passed_to_call_command_are_command_errors(options, message):
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    with pytest.raises(CommandError) as caught:
+        call_command("synerise_flush", loop=True, stdout=StringIO(), **options)
+    assert message in str(caught.value)
+    assert OutboxEvent.objects.get().status == "pending"
+
+
+def test_the_parser_converts_good_values():
+    from django.core.management import load_command_class
+
+    command = load_command_class("django_synerise", "synerise_flush")
+    parser = command.create_parser("manage.py", "synerise_flush")
+    options = parser.parse_args(["--batch-size", "10", "--max-events", "7", "--interval", "0.5"])
+    assert (options.batch_size, options.max_events, options.interval) == (10, 7, 0.5)
+    assert parser.parse_args([]).interval == 5.0
+
+
+@pytest.mark.django_db
+def test_numbers_passed_to_call_command_are_accepted(synerise_stand_in):
+    django_synerise.track_many(
+        [
+            django_synerise.events.CustomEvent("dog.bark", client={"customId": str(i)})
+            for i in range(5)
+        ]
+    )
+    out = StringIO()
+    call_command("synerise_flush", batch_size=2, max_events=4, interval=0.0, stdout=out)
+    batches = [r for r in synerise_stand_in.requests if r.path == "/v4/events/batch"]
+    assert len(batches) == 2
+    assert OutboxEvent.objects.filter(status="sent").count() == 4
+    assert OutboxEvent.objects.filter(status="pending").count() == 1
 
 
 @pytest.mark.django_db
@@ -222,3 +284,35 @@ def test_broken_auth_exits_1_from_the_shell(synerise_server):
     assert "not-the-key" not in proc.stdout + proc.stderr
     assert time.monotonic() - started < 60
     assert OutboxEvent.objects.get().status == "pending"
+
+
+@pytest.mark.django_db
+def test_flush_without_use_tz_delivers_retries_and_gives_up(synerise_stand_in):
+    # USE_TZ = False, in a zone far from UTC: times are stored naive, in local time.
+    with override_settings(USE_TZ=False, TIME_ZONE="Asia/Kolkata"):
+        enqueue_mixed(3)
+        out = flush()
+        assert out.strip().splitlines()[-1].startswith("sent 7, retried 0, dead 0, remaining 0")
+        local_now = dt.datetime.now()
+        for row in OutboxEvent.objects.all():
+            assert row.status == "sent"
+            assert row.sent_at is not None and timezone.is_naive(row.sent_at)
+            assert abs((row.sent_at - local_now).total_seconds()) < 60
+        # The events went out with their UTC times.
+        sent_times = [
+            dt.datetime.fromisoformat(json.loads(row.payload)["time"].replace("Z", "+00:00"))
+            for row in OutboxEvent.objects.filter(kind="event")
+        ]
+        utc_now = dt.datetime.now(dt.timezone.utc)
+        assert all(abs((t - utc_now).total_seconds()) < 60 for t in sent_times)
+
+        django_synerise.track("dog.bark", client={"customId": "late"})
+        synerise_stand_in.inject("500", times=2)
+        settings_now = {**synerise_settings_dict(synerise_stand_in), "RETRY_BACKOFF_BASE": 0}
+        with override_settings(SYNERISE={**settings_now, "MAX_ATTEMPTS": 2}):
+            assert "sent 0, retried 1, dead 0" in flush()
+            assert "sent 0, retried 0, dead 1" in flush()
+        row = OutboxEvent.objects.get(status="dead")
+        assert row.dead_at is not None and timezone.is_naive(row.dead_at)
+        assert abs((row.dead_at - dt.datetime.now()).total_seconds()) < 60
+        assert outbox.health().dead_last_day == 1

@@ -280,3 +280,194 @@ def test_health_and_stats():
     stats = outbox.stats()
     assert stats["counts"] == {"pending": {"event": 1}, "dead": {"event": 1}, "sent": {"event": 1}}
     assert stats["sent_last_hour"] == 1
+
+
+# -- dead_at: when a row went dead ---------------------------------------------------
+
+
+def test_every_way_to_die_records_dead_at_and_requeue_clears_it():
+    rows = django_synerise.track_many([custom(1), custom(2)])
+    with override_settings(SYNERISE={"MAX_ATTEMPTS": 1}):
+        claimed = outbox.claim(10, owner="w")
+        given_up_at = timezone.now() + dt.timedelta(seconds=3)
+        assert outbox.mark_retry(claimed[:1], "HTTP 500", owner="w", now=given_up_at) == (0, 1)
+    before = timezone.now()
+    assert outbox.mark_dead([claimed[1].id], "rejected", owner="w") == 1
+    after = timezone.now()
+    stored = {row.pk: row for row in OutboxEvent.objects.all()}
+    assert stored[rows[0].pk].status == "dead"
+    assert stored[rows[0].pk].dead_at == given_up_at
+    assert stored[rows[1].pk].status == "dead"
+    assert stored[rows[1].pk].dead_at is not None
+    assert before <= stored[rows[1].pk].dead_at <= after
+    assert outbox.requeue() == 2
+    assert list(OutboxEvent.objects.values_list("status", "dead_at").distinct()) == [
+        ("pending", None)
+    ]
+
+
+def test_retries_and_releases_leave_dead_at_empty():
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    (row,) = outbox.claim(1, owner="w")
+    assert outbox.mark_retry([row], "HTTP 500", owner="w") == (1, 0)
+    (row,) = outbox.claim(1, owner="w", now=timezone.now() + dt.timedelta(hours=2))
+    assert outbox.release([row.id], owner="w") == 1
+    assert OutboxEvent.objects.get().dead_at is None
+
+
+def test_dead_last_day_counts_by_dead_at_and_old_rows_by_created_at():
+    now = timezone.now()
+    week_ago = now - dt.timedelta(days=7)
+    rows = django_synerise.track_many([custom(i) for i in range(5)])
+    # Created a week ago, never claimed (next_attempt_at a week ago too), killed now:
+    # the way the admin's "mark dead" leaves a row.
+    OutboxEvent.objects.filter(pk=rows[0].pk).update(created_at=week_ago, next_attempt_at=week_ago)
+    assert outbox.mark_dead([rows[0].pk], "marked dead in the admin", owner=None) == 1
+    # Died two days ago, whatever its next_attempt_at says.
+    OutboxEvent.objects.filter(pk=rows[1].pk).update(
+        status="dead", created_at=week_ago, dead_at=now - dt.timedelta(days=2), next_attempt_at=now
+    )
+    # Died before dead_at existed: by created_at.
+    OutboxEvent.objects.filter(pk=rows[2].pk).update(
+        status="dead", created_at=now - dt.timedelta(hours=3)
+    )
+    OutboxEvent.objects.filter(pk=rows[3].pk).update(
+        status="dead", created_at=now - dt.timedelta(days=3)
+    )
+    health = outbox.health()
+    assert health.dead == 4
+    assert health.dead_last_day == 2
+    assert health.as_dict()["dead_last_day"] == 2
+    stats = outbox.stats()
+    assert stats["dead_last_day"] == 2
+    assert stats["health"]["dead_last_day"] == 2
+
+
+def test_health_reads_the_table_in_three_queries(django_assert_num_queries):
+    django_synerise.track("dog.bark", client={"customId": "1"})
+    with django_assert_num_queries(3):
+        outbox.health()
+
+
+def test_purge_of_dead_rows_counts_from_when_they_died():
+    now = timezone.now()
+    month_ago = now - dt.timedelta(days=30)
+    rows = django_synerise.track_many([custom(i) for i in range(6)])
+    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(created_at=month_ago)
+    # Created a month ago, died a second ago: the evidence an operator needs, kept.
+    assert outbox.mark_dead([rows[0].pk], "rejected", owner=None) == 1
+    OutboxEvent.objects.filter(pk__in=[rows[1].pk, rows[2].pk]).update(
+        status="dead", dead_at=now - dt.timedelta(days=2)
+    )
+    # Died before dead_at existed: by created_at, as before.
+    OutboxEvent.objects.filter(pk=rows[3].pk).update(status="dead")
+    OutboxEvent.objects.filter(pk=rows[4].pk).update(status="dead", created_at=now)
+    # rows[5] stays pending, however old.
+    result = outbox.purge(dead_older_than=dt.timedelta(days=1), chunk_size=1)
+    assert result == {"sent": 0, "dead": 3}
+    assert sorted(OutboxEvent.objects.values_list("pk", flat=True)) == [
+        rows[0].pk,
+        rows[4].pk,
+        rows[5].pk,
+    ]
+    assert outbox.purge(dead_older_than=dt.timedelta(0)) == {"sent": 0, "dead": 2}
+    assert list(OutboxEvent.objects.values_list("pk", flat=True)) == [rows[5].pk]
+
+
+# -- USE_TZ = False ------------------------------------------------------------------
+
+# A zone far from UTC (and without summer time): a datetime stored in UTC, or aware,
+# where Django expects local naive time shows up as hours off.
+NAIVE_ZONE = "Asia/Kolkata"
+
+
+@pytest.fixture
+def naive_times():
+    with override_settings(USE_TZ=False, TIME_ZONE=NAIVE_ZONE):
+        yield
+
+
+def near(value: dt.datetime | None, expected: dt.datetime, seconds: float = 60) -> bool:
+    assert value is not None
+    return abs((value - expected).total_seconds()) < seconds
+
+
+@pytest.mark.usefixtures("naive_times")
+def test_without_use_tz_enqueue_stores_local_naive_times_and_payloads_stay_utc():
+    occurred = dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
+    row = django_synerise.track("dog.bark", client={"customId": "7"}, time=occurred)
+    rows = django_synerise.track_many([custom(1), custom(2)])
+    assert row is not None
+    local_now = dt.datetime.now()  # the process runs in TIME_ZONE
+    for stored in OutboxEvent.objects.all():
+        assert timezone.is_naive(stored.created_at)
+        assert near(stored.created_at, local_now)
+        assert near(stored.next_attempt_at, local_now)
+    for fresh in rows:
+        sent_time = json.loads(fresh.payload)["time"].replace("Z", "+00:00")
+        assert near(dt.datetime.fromisoformat(sent_time), dt.datetime.now(dt.timezone.utc))
+    stored = OutboxEvent.objects.get(pk=row.pk)
+    # 03:04:05 UTC is 08:34:05 in Kolkata; the payload keeps UTC.
+    assert stored.occurred_at == dt.datetime(2024, 1, 2, 8, 34, 5, 678000)
+    assert json.loads(stored.payload)["time"] == "2024-01-02T03:04:05.678Z"
+    for field in OutboxEvent._meta.concrete_fields:
+        assert getattr(stored, field.attname) == getattr(row, field.attname), field.name
+
+
+@pytest.mark.usefixtures("naive_times")
+def test_without_use_tz_claim_mark_requeue_and_release_work():
+    django_synerise.track_many([custom(i) for i in range(4)])
+    with override_settings(SYNERISE={"MAX_ATTEMPTS": 2}):
+        claimed = outbox.claim(10, owner="w")
+        assert len(claimed) == 4
+        leased = OutboxEvent.objects.get(pk=claimed[0].id)
+        assert near(leased.leased_until, dt.datetime.now() + dt.timedelta(seconds=120))
+        # Aware datetimes from a caller are converted, not refused.
+        aware_now = dt.datetime.now(dt.timezone.utc)
+        assert outbox.mark_sent([claimed[0].id], owner="w", now=aware_now) == 1
+        assert outbox.mark_retry([claimed[1]], "HTTP 500", owner="w") == (1, 0)
+        assert outbox.mark_dead([claimed[2].id], "rejected", owner="w") == 1
+        assert outbox.release([claimed[3].id], owner="w", until=aware_now) == 1
+        # Due exactly at the release time; the retried row backs off from a later now.
+        (again,) = outbox.claim(10, owner="v", due_before=aware_now)
+        assert again.id == claimed[3].id
+    stored = {row.pk: row for row in OutboxEvent.objects.all()}
+    local_now = dt.datetime.now()
+    assert near(stored[claimed[0].id].sent_at, local_now)
+    assert near(stored[claimed[2].id].dead_at, local_now)
+    assert outbox.requeue(since=dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)) == 1
+    assert OutboxEvent.objects.get(pk=claimed[2].id).dead_at is None
+
+
+@pytest.mark.usefixtures("naive_times")
+def test_without_use_tz_stats_health_and_purge_use_local_time():
+    rows = django_synerise.track_many([custom(i) for i in range(5)])
+    local_now = dt.datetime.now()
+    OutboxEvent.objects.filter(pk=rows[0].pk).update(
+        status="sent", sent_at=local_now - dt.timedelta(minutes=10)
+    )
+    OutboxEvent.objects.filter(pk=rows[1].pk).update(
+        status="sent", sent_at=local_now - dt.timedelta(days=30)
+    )
+    OutboxEvent.objects.filter(pk=rows[2].pk).update(created_at=local_now - dt.timedelta(days=30))
+    assert outbox.mark_dead([rows[2].pk], "rejected", owner=None) == 1
+    OutboxEvent.objects.filter(pk=rows[3].pk).update(
+        status="dead", dead_at=local_now - dt.timedelta(days=3)
+    )
+    OutboxEvent.objects.filter(pk=rows[4].pk).update(created_at=local_now - dt.timedelta(hours=2))
+    health = outbox.health()
+    assert health.pending == 1
+    assert 7199 <= (health.oldest_pending_age or 0) < 7300
+    assert 599 <= (health.last_sent_age or 0) < 700
+    assert health.dead == 2 and health.dead_last_day == 1
+    # The JSON form says which offset the stored local time had.
+    assert health.as_dict()["last_sent_at"].endswith("+05:30")
+    stats = outbox.stats()
+    assert stats["sent_last_hour"] == 1
+    assert stats["dead_last_day"] == 1
+    assert outbox.purge(dead_older_than=dt.timedelta(days=1)) == {"sent": 1, "dead": 1}
+    assert sorted(OutboxEvent.objects.values_list("pk", flat=True)) == [
+        rows[0].pk,
+        rows[2].pk,
+        rows[4].pk,
+    ]

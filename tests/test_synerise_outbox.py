@@ -9,10 +9,11 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import RequestFactory
+from django.test import RequestFactory, override_settings
 from django.utils import timezone
 
 import django_synerise
+from django_synerise import outbox
 from django_synerise.events import Transaction
 from django_synerise.models import OutboxEvent
 
@@ -51,12 +52,13 @@ def make_mix() -> dict[str, OutboxEvent]:
     rows["tx"] = tx
     set_fields(rows["pending"], created_at=now - dt.timedelta(minutes=5))
     set_fields(rows["sent"], status="sent", sent_at=now - dt.timedelta(minutes=10))
-    set_fields(rows["dead"], status="dead", next_attempt_at=now)
+    set_fields(rows["dead"], status="dead", next_attempt_at=now, dead_at=now)
     set_fields(
         rows["old_dead"],
         status="dead",
         created_at=now - dt.timedelta(days=3),
         next_attempt_at=now - dt.timedelta(days=3),
+        dead_at=now - dt.timedelta(days=3),
     )
     return rows
 
@@ -74,6 +76,7 @@ def test_stats_json_counts_activity_and_health():
     assert data["dead_last_day"] == 1
     health = data["health"]
     assert health["pending"] == 2 and health["dead"] == 2
+    assert health["dead_last_day"] == data["dead_last_day"] == 1
     assert 299 <= health["oldest_pending_age"] < 400
     assert 599 <= health["last_sent_age"] < 700
     assert dt.datetime.fromisoformat(health["last_sent_at"]) < timezone.now()
@@ -159,7 +162,8 @@ def test_requeue_by_id_with_dead_only_takes_dead_rows():
         (["purge", "--dead-older-than", "-1"], "--dead-older-than must be a number of days"),
         (["purge", "--dead-older-than", "week"], "--dead-older-than must be a number of days"),
         (["purge", "--dead-older-than", "nan"], "--dead-older-than must be a number of days"),
-        (["purge", "--chunk-size", "0"], "--chunk-size must be a positive whole number"),
+        (["purge", "--chunk-size", "0"], "--chunk-size must be a whole number of rows, 1 or more"),
+        (["purge", "--chunk-size", "many"], "--chunk-size must be a whole number of rows"),
         (["show", "12x"], "ID must be a positive whole number"),
         (["show", "999999"], "No outbox event with id 999999"),
         ([], "required: {stats,requeue,purge,show}"),
@@ -193,7 +197,7 @@ def test_purge_deletes_sent_rows_older_than_retain_sent(settings):
     old_sent = track("a.oldsent")
     set_fields(old_sent, status="sent", sent_at=timezone.now() - dt.timedelta(days=8))
     out = run("purge")
-    assert "Deleted 1 sent events older than 7 days." in out
+    assert "Deleted 1 sent event older than 7 days." in out
     assert "dead" not in out
     assert not OutboxEvent.objects.filter(pk=old_sent.pk).exists()
     assert OutboxEvent.objects.filter(pk=rows["sent"].pk).exists()
@@ -206,10 +210,27 @@ def test_purge_dead_older_than_in_small_chunks():
         row = track("a.olddead")
         set_fields(row, status="dead", created_at=timezone.now() - dt.timedelta(days=40))
     out = run("purge", "--dead-older-than", "2.5", "--chunk-size", "2")
-    assert "Deleted 6 dead events older than 2.5 days." in out
+    assert "Deleted 6 events dead for more than 2.5 days." in out
     assert OutboxEvent.objects.filter(status="dead").count() == 1
     assert OutboxEvent.objects.filter(status="pending").count() == 2
-    assert "Deleted 1 dead events older than 0 days." in run("purge", "--dead-older-than", "0")
+    assert "Deleted 1 dead event." in run("purge", "--dead-older-than", "0")
+
+
+def test_purge_keeps_an_old_event_that_died_recently(settings):
+    settings.SYNERISE = {**settings.SYNERISE, "RETAIN_SENT": 1}
+    row = track("a.old")
+    week_ago = timezone.now() - dt.timedelta(days=7)
+    set_fields(row, created_at=week_ago, next_attempt_at=week_ago)
+    assert outbox.mark_dead([row.pk], "rejected", owner=None) == 1
+    out = run("purge", "--dead-older-than", "1")
+    assert out.splitlines() == [
+        "Deleted 0 sent events older than 1 day.",
+        "Deleted 0 events dead for more than 1 day.",
+    ]
+    assert OutboxEvent.objects.get(pk=row.pk).status == "dead"
+    set_fields(row, dead_at=timezone.now() - dt.timedelta(days=2))
+    assert "Deleted 1 event dead for more than 1 day." in run("purge", "--dead-older-than", "1")
+    assert not OutboxEvent.objects.exists()
 
 
 # -- show ----------------------------------------------------------------------
@@ -223,6 +244,7 @@ def test_show_prints_the_event_as_sent_and_its_state():
     assert "status:       dead" in out
     assert "attempts:     3" in out
     assert "last error:   Synerise rejected the request: bad" in out
+    assert "dead since:   -" in out  # died before dead_at was recorded
     assert "client:       customId:42" in out
     payload = out.split("bytes):\n", 1)[1]
     assert json.loads(payload) == json.loads(OutboxEvent.objects.get(pk=row.pk).payload)
@@ -240,7 +262,7 @@ def test_readme_health_endpoint():
 
     def synerise_health(request):
         status = health()
-        healthy = status.dead == 0 and (status.oldest_pending_age or 0) < 15 * 60
+        healthy = status.dead_last_day == 0 and (status.oldest_pending_age or 0) < 15 * 60
         return JsonResponse(status.as_dict(), status=200 if healthy else 503)
 
     request = RequestFactory().get("/health/synerise/")
@@ -252,10 +274,18 @@ def test_readme_health_endpoint():
     response = synerise_health(request)
     assert response.status_code == 503
     assert json.loads(response.content)["oldest_pending_age"] > 15 * 60
-    set_fields(row, created_at=timezone.now(), status="dead")
+    set_fields(row, created_at=timezone.now())
+    assert outbox.mark_dead([row.pk], "rejected", owner=None) == 1
     response = synerise_health(request)
     assert response.status_code == 503
     assert json.loads(response.content)["dead"] == 1
+    assert json.loads(response.content)["dead_last_day"] == 1
+    # A day later the dead event is still there, but the check is green again.
+    set_fields(row, dead_at=timezone.now() - dt.timedelta(days=1, seconds=1))
+    response = synerise_health(request)
+    assert response.status_code == 200
+    assert json.loads(response.content)["dead"] == 1
+    assert json.loads(response.content)["dead_last_day"] == 0
 
 
 def test_readme_command_lines():
@@ -280,4 +310,65 @@ def test_readme_command_lines():
     assert "Requeued 2 events" in out
     OutboxEvent.objects.filter(pk__in=[42, 43]).update(status="dead")
     assert "Requeued 2 events" in run("requeue", "--id", "42", "--id", "43")
-    assert "Deleted 0 dead events older than 30 days." in run("purge", "--dead-older-than", "30")
+    assert "Deleted 0 events dead for more than 30 days." in run("purge", "--dead-older-than", "30")
+
+
+def test_show_says_when_an_event_died():
+    row = track("dog.bark", "42")
+    assert outbox.mark_dead([row.pk], "rejected", owner=None) == 1
+    dead_at = OutboxEvent.objects.get(pk=row.pk).dead_at
+    assert dead_at is not None
+    assert f"dead since:   {dead_at.isoformat()}" in run("show", str(row.pk))
+
+
+def test_stats_counts_an_old_event_killed_today_as_dead_in_the_last_day():
+    row = track("a.old")
+    week_ago = timezone.now() - dt.timedelta(days=7)
+    set_fields(row, created_at=week_ago, next_attempt_at=week_ago)
+    assert outbox.mark_dead([row.pk], "marked dead in the admin by ann", owner=None) == 1
+    data = json.loads(run("stats", "--json"))
+    assert data["dead_last_day"] == data["health"]["dead_last_day"] == 1
+    assert "dead in the last day:  1" in run("stats")
+
+
+# -- USE_TZ = False --------------------------------------------------------------
+
+
+@pytest.fixture
+def naive_times():
+    # Far from UTC: a stored time off by the offset would show as hours of age.
+    with override_settings(USE_TZ=False, TIME_ZONE="Asia/Kolkata"):
+        yield
+
+
+@pytest.mark.usefixtures("naive_times")
+def test_without_use_tz_requeue_since_stats_and_purge_work():
+    rows = make_mix()
+    local_now = dt.datetime.now()
+    assert timezone.is_naive(OutboxEvent.objects.get(pk=rows["pending"].pk).created_at)
+    data = json.loads(run("stats", "--json"))
+    assert data["totals"] == {"pending": 2, "sent": 1, "dead": 2}
+    assert data["dead_last_day"] == 1
+    assert 299 <= data["health"]["oldest_pending_age"] < 400
+    assert data["health"]["last_sent_at"].endswith("+05:30")
+    assert "oldest pending:        5 min" in run("stats")
+    # A naive --since is local time; one with an offset is converted.
+    set_fields(rows["old_dead"], created_at=local_now - dt.timedelta(hours=3))
+    since = (local_now - dt.timedelta(hours=2)).isoformat(timespec="seconds")
+    assert "Requeued 1 event;" in run("requeue", "--dead", "--since", since)
+    assert OutboxEvent.objects.get(pk=rows["dead"].pk).status == "pending"
+    assert OutboxEvent.objects.get(pk=rows["dead"].pk).dead_at is None
+    utc_now = dt.datetime.now(dt.timezone.utc)
+    utc_since = (utc_now - dt.timedelta(hours=1)).isoformat()
+    assert "Requeued 0 events;" in run("requeue", "--dead", "--since", utc_since)
+    utc_since = (utc_now - dt.timedelta(hours=4)).isoformat()
+    assert "Requeued 1 event;" in run("requeue", "--dead", "--since", utc_since)
+    assert OutboxEvent.objects.get(pk=rows["old_dead"].pk).status == "pending"
+    old_sent = track("a.oldsent")
+    set_fields(old_sent, status="sent", sent_at=local_now - dt.timedelta(days=8))
+    assert outbox.mark_dead([rows["pending"].pk], "rejected", owner=None) == 1
+    out = run("purge", "--dead-older-than", "1")
+    assert "Deleted 1 sent event older than 7 days." in out
+    assert "Deleted 0 events dead for more than 1 day." in out
+    assert not OutboxEvent.objects.filter(pk=old_sent.pk).exists()
+    assert OutboxEvent.objects.get(pk=rows["pending"].pk).status == "dead"

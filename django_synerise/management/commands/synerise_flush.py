@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -16,12 +19,66 @@ from django.db.utils import DatabaseError
 from ...dispatch import Dispatcher, FlushResult, preview
 from ...exceptions import AuthenticationError, SyneriseConfigurationError
 
+#: The longest --interval accepted: a day between passes is already more than any
+#: schedule needs, and far below what threading's waits can take.
+MAX_INTERVAL = 86_400
 
-def _positive_int(value: str) -> int:
-    number = int(value)
-    if number <= 0:
-        raise ValueError(value)
+
+def _count(value: Any, high: int | None) -> int:
+    """A whole number from 1 (to ``high``); ``ValueError`` says what is allowed."""
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 1 or (high is not None and number > high):
+        allowed = f"between 1 and {high}" if high is not None else "1 or more"
+        raise ValueError(f"must be a whole number {allowed}, not {value!r}")
     return number
+
+
+def _interval(value: Any) -> float:
+    """Finite seconds from 0 to :data:`MAX_INTERVAL`; ``ValueError`` says what is allowed.
+
+    ``float()`` takes ``nan`` (a wait that returns at once: a busy loop) and
+    ``inf`` (an ``OverflowError`` in the wait), so both are refused here.
+    """
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_INTERVAL:
+        raise ValueError(
+            f"must be a number of seconds, zero or more and at most {MAX_INTERVAL} "
+            f"(one day), not {value!r}"
+        )
+    return seconds
+
+
+def _argument(check: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``check`` as an argparse ``type``: its message, not "invalid <function> value"."""
+
+    def convert(value: str) -> Any:
+        try:
+            return check(value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{err}.") from err
+
+    return convert
+
+
+def parse_batch_size(value: Any) -> int:
+    """``--batch-size``: 1 to 1000, Synerise's limit of events per request."""
+    return _count(value, 1000)
+
+
+def parse_max_events(value: Any) -> int:
+    """``--max-events``: 1 or more."""
+    return _count(value, None)
+
+
+def parse_interval(value: Any) -> float:
+    """``--interval``: finite seconds, 0 to :data:`MAX_INTERVAL`."""
+    return _interval(value)
 
 
 class Command(BaseCommand):
@@ -33,22 +90,26 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--batch-size",
-            type=_positive_int,
+            metavar="N",
+            type=_argument(parse_batch_size),
             default=None,
             help="Events per request (1-1000; default SYNERISE['BATCH_SIZE']).",
         )
         parser.add_argument(
             "--max-events",
-            type=_positive_int,
+            metavar="N",
+            type=_argument(parse_max_events),
             default=None,
             help="Stop after handling this many events.",
         )
         parser.add_argument("--loop", action="store_true", help="Keep flushing until stopped.")
         parser.add_argument(
             "--interval",
-            type=float,
+            metavar="SECONDS",
+            type=_argument(parse_interval),
             default=5.0,
-            help="Seconds between passes with --loop when the outbox is empty (default 5).",
+            help="Seconds between passes with --loop when the outbox is empty (default 5, "
+            f"at most {MAX_INTERVAL}).",
         )
         parser.add_argument(
             "--dry-run",
@@ -57,11 +118,20 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        # The parser checked the command line; call_command(batch_size=...) and
+        # friends pass their values straight through, so check those here.
+        checks = {
+            "batch_size": ("--batch-size", parse_batch_size),
+            "max_events": ("--max-events", parse_max_events),
+            "interval": ("--interval", parse_interval),
+        }
+        for name, (flag, check) in checks.items():
+            if options[name] is not None:
+                try:
+                    options[name] = check(options[name])
+                except ValueError as err:
+                    raise CommandError(f"{flag} {err}.") from err
         batch_size = options["batch_size"]
-        if batch_size is not None and batch_size > 1000:
-            raise CommandError("--batch-size must be between 1 and 1000 (Synerise's limit).")
-        if options["interval"] < 0:
-            raise CommandError("--interval must be zero or more seconds.")
         if options["dry_run"]:
             self._dry_run(options["max_events"], batch_size)
             return

@@ -15,6 +15,7 @@ import json
 import math
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
@@ -42,7 +43,10 @@ def format_age(seconds: float | None) -> str:
 
 
 def parse_since(value: str) -> dt.datetime:
-    """An ISO date (midnight, current time zone) or datetime; naive means current time zone."""
+    """An ISO date (midnight) or datetime; naive means the current time zone.
+
+    Aware when ``USE_TZ`` is on, naive otherwise (as Django compares datetimes then).
+    """
     text = value.strip()
     try:
         moment = parse_datetime(text)
@@ -57,8 +61,10 @@ def parse_since(value: str) -> dt.datetime:
             f"--since must be an ISO 8601 date or datetime (2024-05-01 or "
             f"2024-05-01T12:00:00+02:00), not {value!r}."
         )
-    if timezone.is_naive(moment):
+    if settings.USE_TZ and timezone.is_naive(moment):
         moment = timezone.make_aware(moment)
+    elif not settings.USE_TZ and timezone.is_aware(moment):
+        moment = timezone.make_naive(moment, timezone.get_default_timezone())
     return moment
 
 
@@ -73,6 +79,29 @@ def parse_id(value: str, option: str) -> int:
             f"{option} must be a positive whole number (an outbox row id), not {value!r}."
         )
     return number
+
+
+def parse_chunk_size(value: str) -> int:
+    """``--chunk-size``: a whole number of rows, 1 or more, or a :class:`CommandError`."""
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise CommandError(
+            f"--chunk-size must be a whole number of rows, 1 or more, not {value!r}."
+        )
+    return number
+
+
+def days_text(days: float) -> str:
+    """``"1 day"``, ``"2.5 days"``, ``"0 days"``."""
+    return f"{days:g} day" if days == 1 else f"{days:g} days"
+
+
+def count_text(count: int, noun: str) -> str:
+    """``"1 dead event"``, ``"2 dead events"``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def parse_days(value: str, option: str) -> dt.timedelta:
@@ -136,13 +165,13 @@ class Command(BaseCommand):
             "purge",
             help="Delete sent events older than RETAIN_SENT days (and old dead ones).",
             description="Delete sent events older than SYNERISE['RETAIN_SENT'] days and, with "
-            "--dead-older-than, dead ones created before that many days ago. Pending events are "
-            "never deleted. Deletes in chunks, so the table is never locked for long.",
+            "--dead-older-than, events that went dead more than that many days ago. Pending "
+            "events are never deleted. Deletes in chunks, so the table is never locked for long.",
         )
         purge.add_argument(
             "--dead-older-than",
             metavar="DAYS",
-            help="Also delete dead events created more than DAYS days ago (0: all dead events).",
+            help="Also delete events that went dead more than DAYS days ago (0: all dead events).",
         )
         purge.add_argument(
             "--chunk-size", metavar="N", default="5000", help="Rows per DELETE (default 5000)."
@@ -229,8 +258,7 @@ class Command(BaseCommand):
             if pending:
                 self.stdout.write(f"Already pending, left alone: {', '.join(map(str, pending))}")
         count = outbox.requeue(ids=ids or None, dead=options["dead"], action=action, since=since)
-        noun = "event" if count == 1 else "events"
-        self.stdout.write(f"Requeued {count} {noun}; the next flush sends them.")
+        self.stdout.write(f"Requeued {count_text(count, 'event')}; the next flush sends them.")
 
     # -- purge -----------------------------------------------------------------
 
@@ -238,15 +266,19 @@ class Command(BaseCommand):
         dead_older_than = None
         if options["dead_older_than"] is not None:
             dead_older_than = parse_days(options["dead_older_than"], "--dead-older-than")
-        chunk_size = parse_id(options["chunk_size"], "--chunk-size")
+        chunk_size = parse_chunk_size(str(options["chunk_size"]))
         result = outbox.purge(dead_older_than=dead_older_than, chunk_size=chunk_size)
         retain = synerise_settings.RETAIN_SENT
-        self.stdout.write(f"Deleted {result['sent']} sent events older than {retain:g} days.")
+        self.stdout.write(
+            f"Deleted {count_text(result['sent'], 'sent event')} older than {days_text(retain)}."
+        )
         if dead_older_than is not None:
-            self.stdout.write(
-                f"Deleted {result['dead']} dead events older than "
-                f"{dead_older_than.total_seconds() / 86400:g} days."
-            )
+            days = dead_older_than.total_seconds() / 86400
+            if days:
+                dead = count_text(result["dead"], "event")
+                self.stdout.write(f"Deleted {dead} dead for more than {days_text(days)}.")
+            else:
+                self.stdout.write(f"Deleted {count_text(result['dead'], 'dead event')}.")
 
     # -- show ------------------------------------------------------------------
 
@@ -267,6 +299,7 @@ class Command(BaseCommand):
             f"next attempt: {row.next_attempt_at.isoformat() if row.status == 'pending' else '-'}",
             f"created:      {row.created_at.isoformat()}",
             f"sent:         {row.sent_at.isoformat() if row.sent_at else '-'}",
+            f"dead since:   {row.dead_at.isoformat() if row.dead_at else '-'}",
             f"client:       {row.client_key or '-'}",
             f"salt:         {row.salt or '-'}",
             f"last error:   {row.last_error or '-'}",
