@@ -9,7 +9,8 @@ the ``synerise`` tag, so ``manage.py check --tag synerise`` runs only these.
 ``synerise.E001``  no ``API_KEY`` (or, with ``AUTH="basic"``, no ``WORKSPACE_GUID``)
                    while ``ENABLED``
 ``synerise.E002``  ``BATCH_SIZE`` or ``MAX_BATCH_BYTES`` above Synerise's limits
-``synerise.E003``  no ``TRACKER_KEY`` while ``BEACON_MODE="direct"``
+``synerise.E003``  no ``TRACKER_KEY`` while ``BEACON_MODE="direct"``, or while a
+                   template uses ``{% synerise_tracking_code %}``
 ``synerise.W001``  ``API_BASE_URL`` is not https (loopback hosts excepted)
 ``synerise.W002``  the page-visit middleware is used without the app installed,
                    or the app's URLs are included without ``rest_framework``
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -197,6 +199,64 @@ def _check_keys(values: dict[str, Any]) -> Iterable[CheckMessage]:
             'BEACON_MODE="first-party".',
             id="synerise.E003",
         )
+    elif "TRACKER_KEY" in values and not values["TRACKER_KEY"]:
+        template = _template_using(TRACKING_CODE_TAG)
+        if template is not None:
+            yield Error(
+                f'{template} uses {{% {TRACKING_CODE_TAG} %}} but SYNERISE["TRACKER_KEY"] is '
+                "not set: the tag renders nothing, so Synerise's JS tracker never runs and "
+                "anonymous visitors get no _snrs_uuid cookie (their page visits are skipped).",
+                hint='Set SYNERISE["TRACKER_KEY"] to your web tracker key (Synerise: the web '
+                "tracking code), or remove the tag.",
+                id="synerise.E003",
+            )
+
+
+#: The template tag whose use makes ``TRACKER_KEY`` necessary.
+TRACKING_CODE_TAG = "synerise_tracking_code"
+# A project's own templates number in the hundreds; stop reading well past that.
+_MAX_TEMPLATE_FILES = 20_000
+_MAX_TEMPLATE_BYTES = 1_000_000
+
+
+def _template_dirs() -> list[Path]:
+    from django.template import engines
+    from django.template.backends.django import DjangoTemplates
+    from django.template.utils import get_app_template_dirs
+
+    own = Path(__file__).resolve().parent / "templates"
+    dirs: list[Path] = []
+    for engine in engines.all():
+        if not isinstance(engine, DjangoTemplates):
+            continue
+        candidates = [Path(d) for d in engine.engine.dirs]
+        if engine.engine.app_dirs:
+            candidates += [Path(d) for d in get_app_template_dirs("templates")]
+        dirs += [d for d in candidates if d.resolve() != own and d not in dirs]
+    return dirs
+
+
+def _template_using(tag: str) -> str | None:
+    """The first template file (under the Django template dirs) that names ``tag``.
+
+    Only read when ``TRACKER_KEY`` is missing, so a configured project never
+    pays for the walk.
+    """
+    needle = tag.encode()
+    seen = 0
+    for directory in _template_dirs():
+        for path in sorted(directory.rglob("*")):
+            seen += 1
+            if seen > _MAX_TEMPLATE_FILES:
+                return None
+            try:
+                if not path.is_file() or path.stat().st_size > _MAX_TEMPLATE_BYTES:
+                    continue
+                if needle in path.read_bytes():
+                    return str(path)
+            except OSError:
+                continue
+    return None
 
 
 def _check_base_url(values: dict[str, Any]) -> Iterable[CheckMessage]:

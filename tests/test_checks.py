@@ -145,12 +145,43 @@ def test_e002_batch_limits_above_the_api(key, value, limit):
         assert check_settings() == []
 
 
-def test_e003_direct_beacons_need_the_tracker_key():
+def templates_in(directory) -> list[dict[str, Any]]:
+    return [{**settings.TEMPLATES[0], "DIRS": [str(directory)], "APP_DIRS": False}]
+
+
+def test_e003_direct_beacons_need_the_tracker_key(tmp_path):
     with override_settings(SYNERISE=synerise(BEACON_MODE="direct", TRACKER_KEY=None)):
         message = only(check_settings(), "synerise.E003")
     assert "TRACKER_KEY" in message.msg and "first-party" in message.hint
-    with override_settings(SYNERISE=synerise(BEACON_MODE="first-party", TRACKER_KEY=None)):
+    with override_settings(
+        SYNERISE=synerise(BEACON_MODE="first-party", TRACKER_KEY=None),
+        TEMPLATES=templates_in(tmp_path),
+    ):
         assert check_settings() == []
+
+
+def test_e003_a_template_with_the_tracking_code_needs_the_tracker_key(tmp_path):
+    (tmp_path / "shop").mkdir()
+    base = tmp_path / "shop" / "base.html"
+    base.write_text("{% load synerise %}<head>{% synerise_tracking_code %}</head>")
+    (tmp_path / "plain.html").write_text("<p>no tracker here</p>")
+    with override_settings(SYNERISE=synerise(TRACKER_KEY=None), TEMPLATES=templates_in(tmp_path)):
+        message = only(check_settings(), "synerise.E003")
+    assert str(base) in message.msg
+    assert "{% synerise_tracking_code %}" in message.msg
+    assert 'Set SYNERISE["TRACKER_KEY"]' in message.hint
+    with override_settings(TEMPLATES=templates_in(tmp_path)):
+        assert check_settings() == []  # the key is set: nothing to report
+    base.write_text("<head></head>")
+    with override_settings(SYNERISE=synerise(TRACKER_KEY=None), TEMPLATES=templates_in(tmp_path)):
+        assert check_settings() == []
+
+
+def test_e003_finds_the_tag_in_app_templates(tmp_path):
+    # tests/templates/beacon/strict_csp.html (DIRS) and the test app's templates use it.
+    with override_settings(SYNERISE=synerise(TRACKER_KEY=None)):
+        message = only(check_settings(), "synerise.E003")
+    assert "synerise_tracking_code" in message.msg
 
 
 def test_w001_plain_http_outside_loopback():

@@ -344,7 +344,12 @@ def test_page_visits_settings_sample(client: Any, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "myproject", types.ModuleType("myproject"))
     monkeypatch.setitem(sys.modules, "myproject.synerise", module)
     client.cookies["_snrs_uuid"] = VISITOR
-    as_callable = {**ns["SYNERISE"], "RAISE_ERRORS": True}
+    # The suite's own templates use the tracking code, which needs a tracker key (E003).
+    as_callable = {
+        **ns["SYNERISE"],
+        "TRACKER_KEY": settings.SYNERISE["TRACKER_KEY"],
+        "RAISE_ERRORS": True,
+    }
     as_path = {
         **as_callable,
         "PAGE_VISITS": {**as_callable["PAGE_VISITS"], "PARAMS": "myproject.synerise.page_params"},
