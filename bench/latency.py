@@ -221,19 +221,17 @@ def middleware_latency(suite: Any) -> dict[str, Any]:
         "real_server": real_server(samples // 2, suite.database_url),
     }
     if suite.vendor == "postgresql":
-        # The same with commits that do not wait for the disk: separates the
-        # middleware's own cost from the fsync every durable commit pays.
-        from django.db import connection
+        # The same with PAGE_VISITS["ASYNC_COMMIT"]: page-visit commits stop waiting
+        # for the disk, which separates the middleware's own cost from the fsync
+        # every durable commit pays.
+        from django.conf import settings
+        from django.test import override_settings
 
-        with connection.cursor() as cursor:
-            cursor.execute("SET synchronous_commit TO off")
-        try:
+        synerise = {**settings.SYNERISE, "PAGE_VISITS": {"ASYNC_COMMIT": True}}
+        with override_settings(SYNERISE=synerise):
             out["direct_async_commit"] = direct(samples)
-        finally:
-            with connection.cursor() as cursor:
-                cursor.execute("RESET synchronous_commit")
         out["real_server_async_commit"] = real_server(
-            samples // 2, suite.database_url, {"BENCH_SYNCHRONOUS_COMMIT": "off"}
+            samples // 2, suite.database_url, {"BENCH_PAGE_VISIT_ASYNC_COMMIT": "1"}
         )
     for method, figures in out.items():
         log(

@@ -211,13 +211,13 @@ def rows(
             "",
         ),
         (
-            "Middleware, tracked page, commit not waiting for the disk: added median (ms), real server",
+            "Middleware, tracked page, `ASYNC_COMMIT`: added median (ms), real server",
             _get(mw + "real_server_async_commit.tracked.added_median_ms"),
             _ms,
             "",
         ),
         (
-            "Middleware, tracked page, commit not waiting for the disk: added median (ms), direct call",
+            "Middleware, tracked page, `ASYNC_COMMIT`: added median (ms), direct call",
             _get(mw + "direct_async_commit.tracked.added_median_ms"),
             _ms,
             "",

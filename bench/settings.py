@@ -3,9 +3,9 @@
 The database comes from ``BENCH_DATABASE_URL`` (set by ``bench.run``), never
 from the test settings: the benchmark truncates its outbox table at will.
 ``BENCH_MIDDLEWARE=1`` adds ``PageVisitMiddleware`` (the real-server latency run
-starts one server with it and one without); ``BENCH_SYNCHRONOUS_COMMIT=off`` makes
-PostgreSQL commits return before the disk flush, to separate the code's cost
-from the disk's.
+starts one server with it and one without); ``BENCH_PAGE_VISIT_ASYNC_COMMIT=1``
+turns on ``PAGE_VISITS["ASYNC_COMMIT"]``, whose page-visit commits return before
+the disk flush, to separate the code's cost from the disk's.
 """
 
 from __future__ import annotations
@@ -35,14 +35,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 60,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
-
-if (
-    DATABASES["default"]["ENGINE"].endswith("postgresql")
-    and os.environ.get("BENCH_SYNCHRONOUS_COMMIT") == "off"
-):
-    # Commits stop waiting for the disk: what is left is the code's own cost
-    # (the latency run reports both; this is never the default).
-    DATABASES["default"]["OPTIONS"] = {"options": "-c synchronous_commit=off"}
 
 INSTALLED_APPS = [
     "django.contrib.auth",
@@ -80,6 +72,7 @@ SYNERISE = {
     "API_KEY": "test-api-key",
     "TRACKER_KEY": "test-tracker-key",
     "RETAIN_SENT": int(os.environ.get("BENCH_RETAIN_SENT", "7")),
+    "PAGE_VISITS": {"ASYNC_COMMIT": os.environ.get("BENCH_PAGE_VISIT_ASYNC_COMMIT") == "1"},
 }
 
 LOGGING = {

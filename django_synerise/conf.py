@@ -92,7 +92,8 @@ Producers
         ``EXCLUDE_BOTS`` (True: crawlers, monitors, link previewers, scanners),
         ``EXCLUDE_AUTOMATION`` (False: HTTP libraries and browser automation such as
         ``curl`` or ``HeadlessChrome``), ``RESPECT_DNT`` (False), ``PARAMS`` (dotted path
-        to ``f(request, response) -> dict``, or ``None``).
+        to ``f(request, response) -> dict``, or ``None``), ``ASYNC_COMMIT`` (False: on
+        PostgreSQL, True lets a page visit's commit return before it reaches the disk).
     ``MODEL_EVENTS`` (``[]``)
         Declarative model hooks (see ``django_synerise.hooks``).
     ``AUTH_EVENTS`` (``{"LOGGED_IN": True, "LOGGED_OUT": True, "REGISTERED": True}``)
@@ -158,6 +159,7 @@ PAGE_VISIT_DEFAULTS: dict[str, Any] = {
     "EXCLUDE_AUTOMATION": False,
     "RESPECT_DNT": False,
     "PARAMS": None,
+    "ASYNC_COMMIT": False,
 }
 
 AUTH_EVENT_DEFAULTS: dict[str, Any] = {
@@ -436,7 +438,7 @@ def _validate(key: str, value: Any) -> Any:
         return list(value)
     if key == "PAGE_VISITS":
         merged = _validate_nested(key, value, PAGE_VISIT_DEFAULTS)
-        for sub in ("ENABLED", "EXCLUDE_BOTS", "EXCLUDE_AUTOMATION", "RESPECT_DNT"):
+        for sub in ("ENABLED", "EXCLUDE_BOTS", "EXCLUDE_AUTOMATION", "RESPECT_DNT", "ASYNC_COMMIT"):
             if not isinstance(merged[sub], bool):
                 raise SyneriseConfigurationError(
                     _fix(f'{key}"]["{sub}', f"must be True or False, not {merged[sub]!r}")

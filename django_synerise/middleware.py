@@ -57,7 +57,11 @@ session cookie, one session read with one, and one user read more for a
 logged-in visitor. So the only untracked request that may cost a query is an
 anonymous visitor with a session cookie but no tracker cookie: one session
 read, to learn that nobody is logged in. A tracked request costs one
-``INSERT``, plus those reads if nothing loaded them before.
+``INSERT``, plus those reads if nothing loaded them before. On PostgreSQL
+most of that is the commit waiting for the disk; ``ASYNC_COMMIT`` [False]
+lets a page visit's commit return at once (see
+:func:`django_synerise.outbox.enqueue`: a database crash may then lose the
+last fraction of a second of page visits, nothing else).
 
 Errors never break the response: they are logged once on
 ``django_synerise.middleware`` with the action ``page.visit`` (log record
@@ -164,6 +168,7 @@ class _Filters:
     exclude_automation: bool
     respect_dnt: bool
     params: Any
+    async_commit: bool
 
     @classmethod
     def from_settings(cls) -> _Filters:
@@ -190,6 +195,7 @@ class _Filters:
             exclude_automation=config["EXCLUDE_AUTOMATION"],
             respect_dnt=config["RESPECT_DNT"],
             params=config["PARAMS"],
+            async_commit=config["ASYNC_COMMIT"],
         )
 
 
@@ -357,7 +363,7 @@ def record_page_visit(request: HttpRequest, response: Response, arrived: dt.date
     # this module fail when the app is not installed (instead of a clear error).
     from . import outbox
 
-    return outbox.enqueue(event) is not None
+    return outbox.enqueue(event, durable=not filters.async_commit) is not None
 
 
 def _log_failure(request: HttpRequest) -> None:

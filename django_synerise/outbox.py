@@ -162,14 +162,15 @@ class _InsertStatement(NamedTuple):
     pk_column: str
 
 
-# One INSERT statement per database alias, built on first use. Reset when
-# DATABASES changes (tests), since the alias may then name another backend.
-_insert_statements: dict[str, _InsertStatement] = {}
+# One INSERT statement per database alias (and commit mode), built on first use.
+# Reset when DATABASES changes (tests), since the alias may then name another backend.
+_insert_statements: dict[tuple[str, bool], _InsertStatement] = {}
 
 
-def _insert_statement(alias: str) -> _InsertStatement:
+def _insert_statement(alias: str, *, async_commit: bool = False) -> _InsertStatement:
+    """The single-row INSERT for ``alias``; ``async_commit`` only on PostgreSQL."""
     try:
-        return _insert_statements[alias]
+        return _insert_statements[alias, async_commit]
     except KeyError:
         pass
     connection = connections[alias]
@@ -179,14 +180,26 @@ def _insert_statement(alias: str) -> _InsertStatement:
     assert meta.pk is not None
     pk_column = str(meta.pk.column)
     returning = bool(connection.features.can_return_columns_from_insert)
-    sql = "INSERT INTO {} ({}) VALUES ({}){}".format(
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    if async_commit:
+        # set_config(..., true) lasts until the end of the transaction, which in
+        # autocommit mode is this statement: only its own commit skips the wait
+        # for the WAL flush. Typed placeholders, as a SELECT list gives no context.
+        values = (
+            "SELECT {} FROM (SELECT set_config('synchronous_commit', 'off', true)) AS c".format(
+                ", ".join(f"%s::{field.db_type(connection)}" for field in fields)
+            )
+        )
+    else:
+        values = "VALUES ({})".format(", ".join(["%s"] * len(fields)))
+    sql = "INSERT INTO {} ({}) {}{}".format(
         quote(meta.db_table),
-        ", ".join(quote(str(field.column)) for field in fields),
-        ", ".join(["%s"] * len(fields)),
+        columns,
+        values,
         f" RETURNING {quote(pk_column)}" if returning else "",
     )
     statement = _InsertStatement(sql, fields, returning, pk_column)
-    _insert_statements[alias] = statement
+    _insert_statements[alias, async_commit] = statement
     return statement
 
 
@@ -198,15 +211,18 @@ def _reset_insert_statements(*, setting: str, **kwargs: Any) -> None:
 setting_changed.connect(_reset_insert_statements, dispatch_uid="django_synerise.outbox.insert")
 
 
-def _insert_one(row: OutboxEvent, alias: str) -> None:
+def _insert_one(row: OutboxEvent, alias: str, *, durable: bool = True) -> None:
     """``row.save(force_insert=True)`` without the ORM's per-call SQL compilation.
 
     A tracked page view pays for this on every request: compiling the INSERT
     cost more than sending it. Model signals are not sent, as with
     ``bulk_create``; :data:`~django_synerise.signals.events_enqueued` is.
+    ``durable=False`` makes the commit asynchronous where that touches this
+    row only: PostgreSQL, outside any transaction.
     """
-    statement = _insert_statement(alias)
     connection = connections[alias]
+    async_commit = not durable and connection.vendor == "postgresql" and connection.get_autocommit()
+    statement = _insert_statement(alias, async_commit=async_commit)
     params = [
         # Only datetimes need the backend's adaptation (UTC, naive on MySQL, text on
         # SQLite); every other column already holds the str or int it stores.
@@ -227,12 +243,12 @@ def _insert_one(row: OutboxEvent, alias: str) -> None:
     row._state.db = alias
 
 
-def _write(rows: list[OutboxEvent]) -> None:
+def _write(rows: list[OutboxEvent], *, durable: bool = True) -> None:
     alias = db_alias()
 
     def write() -> None:
         if len(rows) == 1:
-            _insert_one(rows[0], alias)
+            _insert_one(rows[0], alias, durable=durable)
         else:
             OutboxEvent.objects.using(alias).bulk_create(rows, batch_size=500)
         signals.send_robust(signals.events_enqueued, events=rows)
@@ -245,12 +261,19 @@ def _write(rows: list[OutboxEvent]) -> None:
         write()
 
 
-def enqueue(event: Event) -> OutboxEvent | None:
+def enqueue(event: Event, *, durable: bool = True) -> OutboxEvent | None:
     """Write one event to the outbox, in the caller's transaction; return the row.
 
     A rollback of the surrounding ``atomic()`` block removes the event with the
     change that caused it. Returns ``None`` (and writes nothing) when
     ``SYNERISE["ENABLED"]`` is false.
+
+    ``durable=False`` (the page-visit middleware with ``PAGE_VISITS["ASYNC_COMMIT"]``):
+    on PostgreSQL, when no transaction is open, the row's commit returns without
+    waiting for the write-ahead log to reach the disk (``synchronous_commit = off``
+    for that statement alone). A crash of the database server can then lose the
+    last fraction of a second of such rows; nothing else changes. Elsewhere it is
+    an ordinary write.
 
     Raises :class:`~django_synerise.exceptions.EventTooLargeError` when the
     serialized event could never fit in a batch, ``TypeError`` for a non-event.
@@ -258,7 +281,7 @@ def enqueue(event: Event) -> OutboxEvent | None:
     if not synerise_settings.ENABLED:
         return None
     row = _build_row(event, timezone.now())
-    _write([row])
+    _write([row], durable=durable)
     return row
 
 

@@ -105,6 +105,7 @@ def test_settings_must_be_a_dict():
         ("PAGE_VISITS", {"RESPECT_DNT": 1}, "RESPECT_DNT"),
         ("AUTH_EVENTS", {"LOGGED_IN": "on"}, "LOGGED_IN"),
         ("PAGE_VISITS", {"EXCLUDE_AUTOMATION": "yes"}, "EXCLUDE_AUTOMATION"),
+        ("PAGE_VISITS", {"ASYNC_COMMIT": "off"}, "ASYNC_COMMIT"),
         ("API_VERSION", "v4.4", "digits and dots"),
         ("API_VERSION", "4.", "digits and dots"),
         ("API_VERSION", "4..4", "digits and dots"),
@@ -162,6 +163,11 @@ def test_beacon_throttle_rate_takes_every_rate_drf_reads(rate, parsed):
 def test_exclude_automation_is_off_by_default():
     assert read(PAGE_VISITS={})["PAGE_VISITS"]["EXCLUDE_AUTOMATION"] is False
     assert read(PAGE_VISITS={"EXCLUDE_AUTOMATION": True})["PAGE_VISITS"]["EXCLUDE_AUTOMATION"]
+
+
+def test_async_commit_is_off_by_default():
+    assert read(PAGE_VISITS={})["PAGE_VISITS"]["ASYNC_COMMIT"] is False
+    assert read(PAGE_VISITS={"ASYNC_COMMIT": True})["PAGE_VISITS"]["ASYNC_COMMIT"] is True
 
 
 def test_timeout_single_number_sets_both():

@@ -85,6 +85,22 @@ def test_tracked_page_writes_exactly_one_row(
     assert body["eventSalt"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_async_commit_writes_the_same_row_with_one_statement(visitor: Client) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for async_commit in (False, True):
+        OutboxEvent.objects.all().delete()
+        with page_visits(ASYNC_COMMIT=async_commit), CaptureQueriesContext(connection) as q:
+            assert visitor.get("/producers/pages/plain/").status_code == 200
+        (insert,) = q.captured_queries
+        [row] = OutboxEvent.objects.all()
+        assert row.action == "page.visit" and row.body["client"] == {"uuid": UUID}
+        skips_the_wait = async_commit and connection.vendor == "postgresql"
+        assert ("set_config('synchronous_commit', 'off', true)" in insert["sql"]) is skips_the_wait
+
+
 def test_title_set_by_the_view(visitor: Client) -> None:
     visitor.get("/producers/pages/titled/")
     [event] = events()

@@ -8,6 +8,7 @@ import json
 import pytest
 from django.db import connection, transaction
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 import django_synerise
@@ -59,6 +60,38 @@ def test_track_returns_the_stored_row_after_one_insert(django_assert_num_queries
     assert stored.leased_until is None and stored.sent_at is None
     second = django_synerise.track("dog.bark", client={"customId": "8"})
     assert second is not None and second.pk > row.pk
+
+
+def _synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return str(cursor.fetchone()[0])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_non_durable_enqueue_skips_the_disk_wait_for_its_own_commit_only():
+    event = CustomEvent("page.visit", client={"uuid": UUID}, params={"url": "/"})
+    with CaptureQueriesContext(connection) as queries:
+        row = outbox.enqueue(event, durable=False)
+    assert row is not None and OutboxEvent.objects.get(pk=row.pk).payload == row.payload
+    (insert,) = queries.captured_queries
+    if connection.vendor == "postgresql":
+        assert "set_config('synchronous_commit', 'off', true)" in insert["sql"]
+        # Local to that statement's own transaction: the session keeps its setting.
+        assert _synchronous_commit() == "on"
+    else:
+        assert "set_config" not in insert["sql"]
+
+    # Inside a transaction it would change the caller's commit too: an ordinary INSERT.
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        outbox.enqueue(event, durable=False)
+        if connection.vendor == "postgresql":
+            assert _synchronous_commit() == "on"
+    assert all("set_config" not in query["sql"] for query in queries.captured_queries)
+    with CaptureQueriesContext(connection) as queries:
+        outbox.enqueue(event)
+    assert "set_config" not in queries.captured_queries[0]["sql"]
+    assert OutboxEvent.objects.count() == 3
 
 
 def test_track_time_is_fixed_at_enqueue_and_naive_time_uses_current_timezone():
