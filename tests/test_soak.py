@@ -175,6 +175,10 @@ def run_soak(total: int, tmp_path, *, seed: int) -> Soak:
         while waves:
             if expiries:
                 wait_until(lambda: expiries[-1].exhausted, 120, "the previous token expiry")
+                # The worker it hit logs in again and repeats its request within
+                # milliseconds; an expiry injected in between would refuse the fresh
+                # token too, which is a broken key, not an expiry.
+                time.sleep(1.0)
             enqueue(waves.pop(0))
             expiries.append(server.inject("expire_tokens", times=1))
 
