@@ -171,8 +171,9 @@ class MemoryTokenCache:
 
 # Credentials that may show up in text we did not write (an echoed request,
 # a URL in a library's exception), whatever their value.
+_QUERY_TOKEN_PATTERN = (re.compile(r"(?i)([?&]token=)[^&\s\"'<>]+"), r"\1" + _REDACTED)
 _CREDENTIAL_PATTERNS = (
-    (re.compile(r"(?i)([?&]token=)[^&\s\"'<>]+"), r"\1" + _REDACTED),
+    _QUERY_TOKEN_PATTERN,
     (re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]+"), r"\1 " + _REDACTED),
 )
 
@@ -212,7 +213,8 @@ class _RedactQueryTokens(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = _CREDENTIAL_PATTERNS[0][0].sub(_CREDENTIAL_PATTERNS[0][1], message)
+        pattern, replacement = _QUERY_TOKEN_PATTERN
+        cleaned = pattern.sub(replacement, message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

@@ -148,9 +148,9 @@ def pack(
 
 
 class _Abort(Exception):
-    """Stop the pass; ``error`` says why (rate limit or authentication)."""
+    """Synerise asked us to slow down: release what is left, pause the pass."""
 
-    def __init__(self, error: SyneriseError) -> None:
+    def __init__(self, error: RateLimitedError) -> None:
         self.error = error
         super().__init__(str(error))
 
@@ -336,10 +336,8 @@ class Dispatcher:
                     result.stopped_by = "stop"
                     break
         except _Abort as abort:
-            until = None
-            if isinstance(abort.error, RateLimitedError):
-                result.rate_limited += 1
-                until = timezone.now() + dt.timedelta(seconds=self._pause_for(abort.error))
+            result.rate_limited += 1
+            until = timezone.now() + dt.timedelta(seconds=self._pause_for(abort.error))
             result.released += outbox.release(sorted(unrecorded), owner=self.owner, until=until)
             unrecorded.clear()
             raise

@@ -158,6 +158,8 @@ def _build_row(event: Event, now: dt.datetime) -> OutboxEvent:
 class _InsertStatement(NamedTuple):
     sql: str
     fields: tuple[Field[Any, Any], ...]
+    #: Per field: whether its value needs the backend's datetime adaptation.
+    datetimes: tuple[bool, ...]
     returning: bool
     pk_column: str
 
@@ -198,7 +200,8 @@ def _insert_statement(alias: str, *, async_commit: bool = False) -> _InsertState
         values,
         f" RETURNING {quote(pk_column)}" if returning else "",
     )
-    statement = _InsertStatement(sql, fields, returning, pk_column)
+    datetimes = tuple(isinstance(field, DateTimeField) for field in fields)
+    statement = _InsertStatement(sql, fields, datetimes, returning, pk_column)
     _insert_statements[alias, async_commit] = statement
     return statement
 
@@ -227,9 +230,9 @@ def _insert_one(row: OutboxEvent, alias: str, *, durable: bool = True) -> None:
         # Only datetimes need the backend's adaptation (UTC, naive on MySQL, text on
         # SQLite); every other column already holds the str or int it stores.
         field.get_db_prep_save(getattr(row, field.attname), connection)
-        if isinstance(field, DateTimeField)
+        if is_datetime
         else getattr(row, field.attname)
-        for field in statement.fields
+        for field, is_datetime in zip(statement.fields, statement.datetimes, strict=True)
     ]
     with connection.cursor() as cursor:
         cursor.execute(statement.sql, params)
