@@ -38,6 +38,8 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from .conf import (
     API_MAX_BATCH_BYTES,
     API_MAX_BATCH_SIZE,
+    BEACON_THROTTLE_DRF_KEY,
+    BEACON_THROTTLE_SCOPE,
     DEFAULTS,
     RENAMED_KEYS,
     parse_throttle_rate,
@@ -134,13 +136,10 @@ def _check_drf_rate() -> Iterable[CheckMessage]:
     # The beacon throttle reads this DRF key first; a typo there would otherwise
     # surface as an error on the first beacon.
     rates = (getattr(settings, "REST_FRAMEWORK", None) or {}).get("DEFAULT_THROTTLE_RATES")
-    if not isinstance(rates, dict) or rates.get("synerise_beacon") is None:
+    if not isinstance(rates, dict) or rates.get(BEACON_THROTTLE_SCOPE) is None:
         return
     try:
-        parse_throttle_rate(
-            'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["synerise_beacon"]',
-            rates["synerise_beacon"],
-        )
+        parse_throttle_rate(BEACON_THROTTLE_DRF_KEY, rates[BEACON_THROTTLE_SCOPE])
     except SyneriseConfigurationError as err:
         yield Error(str(err), hint="Use a DRF rate such as '120/min'.", id="synerise.E000")
 

@@ -135,6 +135,8 @@ from django.utils.module_loading import import_string
 from .exceptions import SyneriseConfigurationError
 
 __all__ = [
+    "BEACON_THROTTLE_DRF_KEY",
+    "BEACON_THROTTLE_SCOPE",
     "DEFAULTS",
     "RENAMED_KEYS",
     "SyneriseSettings",
@@ -242,6 +244,11 @@ def _check_str(key: str, value: Any, *, optional: bool = True) -> None:
 #: a rate ("5/hours" is five an hour).
 THROTTLE_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _API_VERSION_RE = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+#: DRF's scope of the beacon throttle; a rate set there wins over ``BEACON_THROTTLE_RATE``.
+BEACON_THROTTLE_SCOPE = "synerise_beacon"
+#: How error messages name that DRF setting.
+BEACON_THROTTLE_DRF_KEY = f'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["{BEACON_THROTTLE_SCOPE}"]'
 
 
 def parse_throttle_rate(key: str, rate: Any) -> tuple[int, int]:

@@ -10,11 +10,15 @@ from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
-from ..conf import parse_throttle_rate, synerise_settings
+from ..conf import (
+    BEACON_THROTTLE_DRF_KEY,
+    BEACON_THROTTLE_SCOPE,
+    parse_throttle_rate,
+    synerise_settings,
+)
 
 __all__ = ["BeaconRateThrottle"]
 
-_DRF_KEY = 'REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["synerise_beacon"]'
 _SYNERISE_KEY = 'SYNERISE["BEACON_THROTTLE_RATE"]'
 
 
@@ -38,14 +42,14 @@ class BeaconRateThrottle(SimpleRateThrottle):
     naming the setting, for a malformed rate.
     """
 
-    scope = "synerise_beacon"
+    scope = BEACON_THROTTLE_SCOPE
     # Which setting the rate came from, for the error message of a malformed one.
     _rate_setting = _SYNERISE_KEY
 
     def get_rate(self) -> str | None:
         rates = api_settings.DEFAULT_THROTTLE_RATES
         if isinstance(rates, Mapping) and self.scope in rates:
-            self._rate_setting = _DRF_KEY
+            self._rate_setting = BEACON_THROTTLE_DRF_KEY
             # Passed on as set: parse_rate names the setting when it is not a rate string.
             return cast("str | None", rates[self.scope])
         self._rate_setting = _SYNERISE_KEY
