@@ -93,7 +93,9 @@ Producers
         ``EXCLUDE_AUTOMATION`` (False: HTTP libraries and browser automation such as
         ``curl`` or ``HeadlessChrome``), ``RESPECT_DNT`` (False), ``PARAMS`` (dotted path
         to ``f(request, response) -> dict``, or ``None``), ``ASYNC_COMMIT`` (False: on
-        PostgreSQL, True lets a page visit's commit return before it reaches the disk).
+        PostgreSQL, True lets a page visit's commit return before it reaches the disk),
+        ``WRITE_AFTER_RESPONSE`` (False: under WSGI, True writes the page visit when the
+        server closes the response, after the visitor has it).
     ``MODEL_EVENTS`` (``[]``)
         Declarative model hooks (see ``django_synerise.hooks``).
     ``AUTH_EVENTS`` (``{"LOGGED_IN": True, "LOGGED_OUT": True, "REGISTERED": True}``)
@@ -162,6 +164,7 @@ PAGE_VISIT_DEFAULTS: dict[str, Any] = {
     "RESPECT_DNT": False,
     "PARAMS": None,
     "ASYNC_COMMIT": False,
+    "WRITE_AFTER_RESPONSE": False,
 }
 
 AUTH_EVENT_DEFAULTS: dict[str, Any] = {
@@ -445,7 +448,14 @@ def _validate(key: str, value: Any) -> Any:
         return list(value)
     if key == "PAGE_VISITS":
         merged = _validate_nested(key, value, PAGE_VISIT_DEFAULTS)
-        for sub in ("ENABLED", "EXCLUDE_BOTS", "EXCLUDE_AUTOMATION", "RESPECT_DNT", "ASYNC_COMMIT"):
+        for sub in (
+            "ENABLED",
+            "EXCLUDE_BOTS",
+            "EXCLUDE_AUTOMATION",
+            "RESPECT_DNT",
+            "ASYNC_COMMIT",
+            "WRITE_AFTER_RESPONSE",
+        ):
             if not isinstance(merged[sub], bool):
                 raise SyneriseConfigurationError(
                     _fix(f'{key}"]["{sub}', f"must be True or False, not {merged[sub]!r}")

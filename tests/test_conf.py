@@ -106,6 +106,7 @@ def test_settings_must_be_a_dict():
         ("AUTH_EVENTS", {"LOGGED_IN": "on"}, "LOGGED_IN"),
         ("PAGE_VISITS", {"EXCLUDE_AUTOMATION": "yes"}, "EXCLUDE_AUTOMATION"),
         ("PAGE_VISITS", {"ASYNC_COMMIT": "off"}, "ASYNC_COMMIT"),
+        ("PAGE_VISITS", {"WRITE_AFTER_RESPONSE": 1}, "WRITE_AFTER_RESPONSE"),
         ("API_VERSION", "v4.4", "digits and dots"),
         ("API_VERSION", "4.", "digits and dots"),
         ("API_VERSION", "4..4", "digits and dots"),
@@ -168,6 +169,12 @@ def test_exclude_automation_is_off_by_default():
 def test_async_commit_is_off_by_default():
     assert read(PAGE_VISITS={})["PAGE_VISITS"]["ASYNC_COMMIT"] is False
     assert read(PAGE_VISITS={"ASYNC_COMMIT": True})["PAGE_VISITS"]["ASYNC_COMMIT"] is True
+
+
+def test_write_after_response_is_off_by_default():
+    assert read(PAGE_VISITS={})["PAGE_VISITS"]["WRITE_AFTER_RESPONSE"] is False
+    visits = read(PAGE_VISITS={"WRITE_AFTER_RESPONSE": True})["PAGE_VISITS"]
+    assert visits["WRITE_AFTER_RESPONSE"] is True
 
 
 def test_timeout_single_number_sets_both():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -483,6 +484,209 @@ def test_async_errors_never_break_the_page_by_default(caplog: pytest.LogCaptureF
     assert response.status_code == 200
     assert events() == []
     assert "page.visit" in caplog.text
+
+
+# Writing after the response -------------------------------------------------------------
+
+
+def after_response(**page_visit_overrides: Any) -> override_settings:
+    return synerise(
+        RAISE_ERRORS=False, PAGE_VISITS={"WRITE_AFTER_RESPONSE": True, **page_visit_overrides}
+    )
+
+
+def direct_request() -> Any:
+    from django.contrib.auth.models import AnonymousUser
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/producers/pages/plain/", HTTP_USER_AGENT=CHROME)
+    request.COOKIES["_snrs_uuid"] = UUID
+    request.user = AnonymousUser()
+    return request
+
+
+def close(response: Any) -> None:
+    """``response.close()`` as the test client does it: the test's connection stays open."""
+    from django.core.signals import request_finished
+    from django.db import close_old_connections
+
+    request_finished.disconnect(close_old_connections)
+    try:
+        response.close()
+    finally:
+        request_finished.connect(close_old_connections)
+
+
+def html_view(request: Any) -> Any:
+    from django.http import HttpResponse
+
+    return HttpResponse("<!doctype html><title>Shop</title>")
+
+
+def test_after_response_the_visit_is_written_when_the_response_is_closed() -> None:
+    from django_synerise.middleware import PageVisitMiddleware
+
+    with after_response():
+        response = PageVisitMiddleware(html_view)(direct_request())
+        assert events() == []
+        close(response)
+        [event] = events()
+        assert event["client"] == {"uuid": UUID}
+        assert event["params"]["path"] == "/producers/pages/plain/"
+        close(response)
+    assert len(events()) == 1
+
+
+def test_after_response_through_the_test_client_writes_the_same_one_row(
+    visitor: Client, django_assert_num_queries: Any
+) -> None:
+    with after_response(), django_assert_num_queries(1):
+        response = visitor.get("/producers/pages/plain/?utm_source=news")
+    assert response.status_code == 200
+    [row] = OutboxEvent.objects.all()
+    assert row.body["params"]["utm_source"] == "news"
+    assert row.body["client"] == {"uuid": UUID}
+
+
+def test_after_response_a_stream_is_recorded_once_it_is_consumed(visitor: Client) -> None:
+    with after_response():
+        response = visitor.get("/producers/pages/streaming/")
+        assert events() == []
+        assert b"".join(response.streaming_content).startswith(b"<!doctype html>")
+    assert len(events()) == 1
+
+
+def test_after_response_untracked_requests_attach_nothing(visitor: Client) -> None:
+    with after_response():
+        response = visitor.get("/producers/pages/json/")
+    assert response._resource_closers == []  # type: ignore[attr-defined]
+    assert events() == []
+
+
+def test_after_response_errors_are_logged_not_raised(
+    visitor: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        after_response(PARAMS="tests.test_middleware.broken_params"),
+        caplog.at_level(logging.ERROR, logger="django_synerise.middleware"),
+    ):
+        response = visitor.get("/producers/pages/plain/")
+    assert response.status_code == 200
+    assert response.content.startswith(b"<!doctype html>")
+    assert events() == []
+    [record] = [r for r in caplog.records if r.name == "django_synerise.middleware"]
+    assert record.synerise_action == "page.visit"  # type: ignore[attr-defined]
+    assert record.exc_info is not None and "params bug" in str(record.exc_info[1])
+
+
+def test_after_response_gives_way_to_raise_errors(visitor: Client) -> None:
+    from django_synerise.middleware import PageVisitMiddleware
+
+    overrides = {"WRITE_AFTER_RESPONSE": True}
+    with synerise(RAISE_ERRORS=True, PAGE_VISITS=overrides):
+        PageVisitMiddleware(html_view)(direct_request())
+        assert len(events()) == 1  # written before the response was returned
+    with (
+        synerise(
+            RAISE_ERRORS=True,
+            PAGE_VISITS={**overrides, "PARAMS": "tests.test_middleware.broken_params"},
+        ),
+        pytest.raises(RuntimeError, match="params bug"),
+    ):
+        visitor.get("/producers/pages/plain/")
+
+
+def test_after_response_is_not_used_under_asgi() -> None:
+    from asgiref.sync import iscoroutinefunction
+
+    from django_synerise.middleware import PageVisitMiddleware
+
+    async def view(request: Any) -> Any:
+        return html_view(request)
+
+    with after_response():
+        middleware = PageVisitMiddleware(view)
+        assert iscoroutinefunction(middleware)
+        response = async_to_sync(middleware)(direct_request())
+        # The async test client closes responses in a thread of its own, outside
+        # the test's transaction: the visit is written before the response returns.
+        assert len(events()) == 1
+        close(response)
+    assert len(events()) == 1
+
+
+def test_after_response_survives_the_cache_middleware(visitor: Client, settings: Any) -> None:
+    import pickle
+
+    from django.core.cache import cache
+
+    from django_synerise.middleware import PageVisitMiddleware
+
+    cache.clear()
+    settings.MIDDLEWARE = [
+        "django.middleware.cache.UpdateCacheMiddleware",
+        *settings.MIDDLEWARE,
+        "django.middleware.cache.FetchFromCacheMiddleware",
+    ]
+    with after_response():
+        # UpdateCacheMiddleware pickles the response with the pending write on it.
+        first = visitor.get("/producers/pages/plain/")
+        assert len(events()) == 1
+        # A page from the cache is still a page the visitor looked at: one visit more.
+        second = visitor.get("/producers/pages/plain/")
+        assert "Age" in second.headers and "Age" not in first.headers
+        assert len(events()) == 2
+        response = PageVisitMiddleware(html_view)(direct_request())
+        close(pickle.loads(pickle.dumps(response)))
+        assert len(events()) == 2  # a copy of the response records nothing
+        close(response)
+    assert len(events()) == 3
+    cache.clear()
+
+
+_gate = threading.Event()
+
+
+def gated_params(request: Any, response: Any) -> dict[str, Any]:
+    if not _gate.wait(10):
+        raise RuntimeError("the test never opened the gate")
+    return {"gated": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_response_a_real_server_answers_before_the_write() -> None:
+    """Over real HTTP: the response arrives while the write is still held back."""
+    from wsgiref.simple_server import WSGIRequestHandler, make_server
+
+    import requests
+    from django.core.handlers.wsgi import WSGIHandler
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    _gate.clear()
+    with after_response(PARAMS="tests.test_middleware.gated_params"):
+        server = make_server("127.0.0.1", 0, WSGIHandler(), handler_class=Quiet)
+        thread = threading.Thread(target=server.handle_request, daemon=True)
+        thread.start()
+        try:
+            response = requests.get(
+                f"http://127.0.0.1:{server.server_port}/producers/pages/plain/",
+                headers={"User-Agent": CHROME},
+                cookies={"_snrs_uuid": UUID},
+                timeout=5,
+            )
+            assert response.status_code == 200
+            assert response.text.startswith("<!doctype html>")
+            assert events() == []
+        finally:
+            _gate.set()
+            thread.join(10)
+            server.server_close()
+    [event] = events()
+    assert event["params"]["gated"] is True
+    assert event["client"] == {"uuid": UUID}
 
 
 # Bots ----------------------------------------------------------------------------------
