@@ -242,3 +242,43 @@ def test_make_bench_lines_run_and_write_consistent_results(tmp_path):
             assert (
                 document["results"]["postgresql"]["throughput"]["flush_4_workers"]["workers"] == 4
             )
+
+
+@pytest.mark.slow
+def test_the_middleware_benchmark_measures_every_variant(tmp_path):
+    """The latency section at its smallest size; the run itself checks every variant's rows."""
+    env = dict(os.environ)
+    env.pop("BENCH_DATABASE_URL", None)
+    postgres = env.get("DATABASE_URL", "").startswith("postgres") and _postgres_reachable(
+        env["DATABASE_URL"]
+    )
+    if not postgres:
+        env.pop("DATABASE_URL", None)
+    output = tmp_path / "results.json"
+    env.update(
+        BENCH_EVENTS="2000",
+        BENCH_REPEAT="1",
+        BENCH_SECTIONS="middleware",
+        BENCH_OUTPUT=str(output),
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "`WRITE_AFTER_RESPONSE`: added median (ms), real server |" in run.stdout
+    document = json.loads(output.read_text())
+    variants = {"direct", "test_client", "real_server"}
+    variants |= {"direct_after_response", "real_server_after_response"}
+    for name, results in document["results"].items():
+        expected = variants | (
+            {"direct_async_commit", "real_server_async_commit"} if name == "postgresql" else set()
+        )
+        assert set(results["middleware"]) == expected, name
+        for variant, figures in results["middleware"].items():
+            for label in ("tracked", "untracked"):
+                assert figures[label]["samples"] >= 50, (name, variant, label)
