@@ -173,6 +173,28 @@ def _postgres_reachable(url: str) -> bool:
     return True
 
 
+def _run_bench(env: dict[str, str], tmp_path: Path, sections: str) -> tuple[str, Any]:
+    """``python -m bench.run`` at its smallest size: its table and its results document."""
+    output = tmp_path / "results.json"
+    env = dict(
+        env,
+        BENCH_EVENTS="2000",
+        BENCH_REPEAT="1",
+        BENCH_SECTIONS=sections,
+        BENCH_OUTPUT=str(output),
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.run"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout, json.loads(output.read_text())
+
+
 @pytest.mark.slow
 def test_make_bench_lines_run_and_write_consistent_results(tmp_path):
     lines = _bench_sample()
@@ -208,24 +230,8 @@ def test_make_bench_lines_run_and_write_consistent_results(tmp_path):
             env.pop("DATABASE_URL", None)
         elif not _postgres_reachable(env["DATABASE_URL"]):
             continue
-        output = tmp_path / "results.json"
-        env.update(
-            BENCH_EVENTS="2000",
-            BENCH_REPEAT="1",
-            BENCH_SECTIONS="throughput",
-            BENCH_OUTPUT=str(output),
-        )
-        run = subprocess.run(
-            [sys.executable, "-m", "bench.run"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        assert run.returncode == 0, run.stderr[-3000:]
-        assert "| Flush, 1 worker, 2k backlog (events/s) |" in run.stdout
-        document = json.loads(output.read_text())
+        stdout, document = _run_bench(env, tmp_path, "throughput")
+        assert "| Flush, 1 worker, 2k backlog (events/s) |" in stdout
         assert set(document["results"]) == ({"sqlite", "postgresql"} if postgres else {"sqlite"})
         for name, results in document["results"].items():
             throughput = results["throughput"]
@@ -254,24 +260,8 @@ def test_the_middleware_benchmark_measures_every_variant(tmp_path):
     )
     if not postgres:
         env.pop("DATABASE_URL", None)
-    output = tmp_path / "results.json"
-    env.update(
-        BENCH_EVENTS="2000",
-        BENCH_REPEAT="1",
-        BENCH_SECTIONS="middleware",
-        BENCH_OUTPUT=str(output),
-    )
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.run"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    assert "`WRITE_AFTER_RESPONSE`: added median (ms), real server |" in run.stdout
-    document = json.loads(output.read_text())
+    stdout, document = _run_bench(env, tmp_path, "middleware")
+    assert "`WRITE_AFTER_RESPONSE`: added median (ms), real server |" in stdout
     variants = {"direct", "test_client", "real_server"}
     variants |= {"direct_after_response", "real_server_after_response"}
     for name, results in document["results"].items():
