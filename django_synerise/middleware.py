@@ -69,7 +69,7 @@ altogether, under WSGI: the filters run as before, but identity and the
 last byte has gone to the visitor. The worker spends the same time; the
 visitor does not wait for it. What changes: the row appears a moment after the
 response (Django's test client closes the response before ``get()`` returns,
-so tests see no difference), a worker killed in that moment loses the visit,
+a streaming one once its content is read, so tests see no difference), a worker killed in that moment loses the visit,
 and the response must be closed, as every WSGI server and the test client do;
 a response built by calling the middleware directly records its visit on
 ``response.close()``. Under ASGI, and when ``RAISE_ERRORS`` is true (an error
