@@ -67,14 +67,17 @@ last fraction of a second of page visits, nothing else).
 altogether, under WSGI: the filters run as before, but identity and the
 ``INSERT`` run when the server closes the response, which it does once the
 last byte has gone to the visitor. The worker spends the same time; the
-visitor does not wait for it. What changes: the row appears a moment after the
-response (Django's test client closes the response before ``get()`` returns,
-a streaming one once its content is read, so tests see no difference), a worker killed in that moment loses the visit,
-and the response must be closed, as every WSGI server and the test client do;
-a response built by calling the middleware directly records its visit on
-``response.close()``. Under ASGI, and when ``RAISE_ERRORS`` is true (an error
-raised inside ``close()`` could not reach the caller), the visit is written
-before the response is returned, as without the setting.
+visitor does not wait for it. What changes: the row appears a moment after
+the response (Django's test client closes the response before ``get()``
+returns, a streaming one once its content is read, so tests see no
+difference); a worker killed in that moment loses the visit; this response
+object must reach the server and be closed, as every WSGI server and the test
+client do (a middleware above this one that replaces it with a new response
+drops the visit); and a response built by calling the middleware directly
+records its visit on ``response.close()``. Under ASGI, and when
+``RAISE_ERRORS`` is true (an error raised inside ``close()`` could not reach
+the caller), the visit is written before the response is returned, as
+without the setting.
 
 Errors never break the response: they are logged once on
 ``django_synerise.middleware`` with the action ``page.visit`` (log record
