@@ -195,6 +195,19 @@ def test_demo_with_a_key_sends_to_the_configured_api(shop_env: dict[str, str]) -
     assert "workspace-key" not in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("seed", [0, 147])
+def test_eight_visitors_do_every_action_whatever_the_seed(
+    shop_env: dict[str, str], seed: int
+) -> None:
+    # With these seeds the random choices once skipped every recommendation click (0)
+    # or every search click (147); the first chance of each action is now always taken.
+    result = manage(shop_env, "demo", "--visitors", "8", "--seed", str(seed))
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = delivery_table(result.stdout)
+    assert set(table) == set(DEMO_ACTIONS)
+    assert all(simulated == received > 0 for _, _, simulated, received in table.values())
+
+
 def test_demo_exits_non_zero_when_events_are_not_delivered(shop_env: dict[str, str]) -> None:
     with LocalSynerise(api_key="workspace-key", tracker_key="tracker-key") as synerise:
         synerise.inject("500")

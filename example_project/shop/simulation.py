@@ -136,6 +136,10 @@ class Visitor:
     def _count(self, action: str) -> None:
         self.simulation.counts[action] += 1
 
+    def _chance(self, action: str, probability: float) -> bool:
+        """Random, except that the first chance of each action is always taken."""
+        return self.simulation.counts[action] == 0 or self.rng.random() < probability
+
     def _expect(self, response: HttpResponse, status: int, what: str) -> HttpResponse:
         if response.status_code != status:
             raise SimulationError(
@@ -173,11 +177,11 @@ class Visitor:
     def browse_product(self, product: Product) -> None:
         page = self.visit(product.get_absolute_url())
         frames = frames_of(page, "recommendation")
-        if not frames or self.rng.random() > 0.8:
+        if not frames or not self._chance(RECOMMENDATION_VIEW, 0.8):
             return  # left before scrolling down to the recommendations
         frame = frames[0]
         self.beacon(RECOMMENDATION_VIEW, frame, [item for item, _ in frame.items], None)
-        if self.rng.random() < 0.4:
+        if self._chance(RECOMMENDATION_CLICK, 0.4):
             item, _ = self.rng.choice(frame.items)
             self.beacon(RECOMMENDATION_CLICK, frame, [item], None)
             self.visit(reverse("shop:product", args=[item]))
@@ -187,7 +191,7 @@ class Visitor:
         page = self.visit(f"{reverse('shop:search')}?q={term}")
         self._count(SEARCHED)
         frames = frames_of(page, "search")
-        if frames and frames[0].items and self.rng.random() < 0.7:
+        if frames and frames[0].items and self._chance(SEARCH_CLICK, 0.7):
             item, position = self.rng.choice(frames[0].items)
             self.beacon(SEARCH_CLICK, frames[0], [item], position)
             self.visit(reverse("shop:product", args=[item]))
@@ -250,9 +254,9 @@ class Visitor:
 class Simulation:
     """Drives ``visitors`` shoppers through the shop; :attr:`counts` says what they did.
 
-    Every kind of action happens at least once with 8 visitors or more; the
-    rest (which products, whether a recommendation is clicked) is random,
-    reproducible with ``seed``.
+    Every kind of action happens at least once with 8 visitors or more (the
+    first chance of each is always taken); the rest (which products, whether a
+    recommendation is clicked) is random, reproducible with ``seed``.
     """
 
     def __init__(self, visitors: int = 24, seed: int | None = None) -> None:
