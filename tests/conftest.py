@@ -5,8 +5,14 @@ from __future__ import annotations
 import os
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 pytest_plugins = ["django_synerise.testing.pytest_plugin"]
+
+# HYPOTHESIS_PROFILE=ci (set by .ci/run) replays the same examples on every run, so a
+# submission is judged on what it changed; a developer's `make test` keeps exploring.
+hypothesis_settings.register_profile("ci", derandomize=True)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
