@@ -22,7 +22,7 @@ Each group is three tuples, all lower case and matched against the
 lower-cased user agent: ``*_PREFIXES`` (the user agent starts with it),
 ``*_SUBSTRINGS`` (it appears anywhere) and ``*_PATTERNS`` (regex fragments,
 for the few entries that need word boundaries). To extend one, add an entry
-to the right tuple and a user agent to ``tests/test_middleware.py``.
+to the right tuple and a user agent to ``tests/test_bots.py``.
 
 Each group is compiled into one regex on first use, with the literal entries
 folded into a trie (``go(?:-http-client|ogle...)``): as a plain alternation

@@ -81,7 +81,7 @@ __all__ = [
 
 # The API's own vocabulary, copied rather than imported from django_synerise.events:
 # the stand-in must judge the client's event model, not share its mistakes.
-# tests/test_testing_server.py checks that both lists agree.
+# tests/test_testing.py checks that both lists agree.
 
 #: Dedicated v4 endpoints (``/v4/events/<name>``, also the batch ``type``) and the
 #: action Synerise stores their events under.

@@ -437,7 +437,7 @@ def test_only_post(visitor: Client, method: str) -> None:
 
 
 def test_an_error_quoting_a_lone_surrogate_is_a_400_not_a_500(visitor: Client) -> None:
-    # Found by the property test of tests/test_properties.py: the "not a valid choice"
+    # Found by the property test of tests/delivery/test_properties.py: the "not a valid choice"
     # message quotes the type, which UTF-8 cannot encode.
     response = post(visitor, '{"type": "\\ud800", "correlationId": "c-1"}')
     assert response.status_code == 400

@@ -24,7 +24,7 @@ from django_synerise.events import AIEvent, DedicatedEvent, Transaction
 from django_synerise.models import OutboxEvent
 
 UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def enqueue_mixed(n: int = 10) -> None:

@@ -146,7 +146,7 @@ def test_claim_reads_one_batch_of_index_entries_not_the_backlog(realistic_outbox
 # name the target and settings bench/run.py documents, and produce a table and a
 # results document whose figures add up.
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def _bench_sample() -> list[str]:

@@ -134,7 +134,7 @@ def bad_resolver(request: Any) -> dict[str, Any]:
 def test_auth_event_errors_never_break_login(
     visitor: Client, ann: User, caplog: pytest.LogCaptureFixture
 ) -> None:
-    overrides = {"RAISE_ERRORS": False, "CLIENT_RESOLVER": "tests.test_auth_events.bad_resolver"}
+    overrides = {"RAISE_ERRORS": False, "CLIENT_RESOLVER": "tests.test_hooks_auth.bad_resolver"}
     with synerise(**overrides), caplog.at_level(logging.ERROR, logger="django_synerise.hooks"):
         response = visitor.post("/producers/auth/sign-in/", {"username": "ann"})
     assert response.status_code == 200
@@ -147,7 +147,7 @@ def test_auth_event_errors_never_break_login(
 
 def test_auth_event_errors_raise_when_raise_errors(visitor: Client, ann: User) -> None:
     with (
-        synerise(CLIENT_RESOLVER="tests.test_auth_events.bad_resolver"),
+        synerise(CLIENT_RESOLVER="tests.test_hooks_auth.bad_resolver"),
         pytest.raises(ValueError, match="unknown identifier"),
     ):
         visitor.post("/producers/auth/sign-in/", {"username": "ann"})
@@ -160,7 +160,7 @@ def resolve_broken(request: Any) -> dict[str, Any]:
 def test_identity_errors_are_logged_once_with_each_events_action(
     visitor: Client, caplog: pytest.LogCaptureFixture
 ) -> None:
-    overrides = {"RAISE_ERRORS": False, "CLIENT_RESOLVER": "tests.test_auth_events.resolve_broken"}
+    overrides = {"RAISE_ERRORS": False, "CLIENT_RESOLVER": "tests.test_hooks_auth.resolve_broken"}
     with synerise(**overrides), caplog.at_level(logging.DEBUG, logger="django_synerise"):
         response = visitor.post("/producers/auth/sign-up/", {"username": "new"})
         assert response.status_code == 200
