@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest
 from rest_framework import status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.permissions import BasePermission
@@ -155,6 +156,11 @@ class BeaconView(APIView):
     content_negotiation_class = _JSONOnly
     http_method_names = ["post"]
 
+    def initialize_request(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Request:
+        """Keep Django's own request: the body is read raw, and identity takes an ``HttpRequest``."""
+        self.http_request = request
+        return super().initialize_request(request, *args, **kwargs)
+
     def post(self, request: Request) -> Response:
         """Validate the beacon, attribute it to the cookie's profile, enqueue it."""
         limit = int(synerise_settings.BEACON_MAX_BYTES)
@@ -166,7 +172,7 @@ class BeaconView(APIView):
         if declared > limit:
             return _error(too_large, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         try:
-            body = request._request.body
+            body = self.http_request.body
         except RequestDataTooBig:
             return _error(too_large, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         if len(body) > limit:
@@ -189,7 +195,7 @@ class BeaconView(APIView):
             return _error(serializer.errors, status.HTTP_400_BAD_REQUEST)
         beacon = serializer.validated_data
 
-        client_uuid = get_cookie_uuid(request._request)
+        client_uuid = get_cookie_uuid(self.http_request)
         if client_uuid is None:
             logger.debug(
                 "Dropped a %s beacon: the visitor has no _snrs_uuid cookie", beacon["type"]
