@@ -84,9 +84,7 @@ def direct(samples: int) -> dict[str, Any]:
             request = factory.get(path, {"n": n}, **headers)
             request.COOKIES["_snrs_uuid"] = VISITOR
             request.user = AnonymousUser()
-            # Both sides close the response, as a WSGI server does once the body
-            # is sent: with WRITE_AFTER_RESPONSE that is where the row is written,
-            # so this figure is the worker's time, not what the visitor waits for.
+            # Both sides close the response, as a WSGI server does once the body is sent.
             started = time.perf_counter()
             view(request).close()
             bare = time.perf_counter()
@@ -198,7 +196,6 @@ def real_server(
                 check=200,
             )
             expected = samples + 50 if label == "tracked" else 0
-            # With WRITE_AFTER_RESPONSE the last row lands just after its response.
             deadline = time.monotonic() + 5
             while (written := _page_visits() - before) < expected and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -229,14 +226,6 @@ def middleware_latency(suite: Any) -> dict[str, Any]:
     from django.conf import settings
     from django.test import override_settings
 
-    # PAGE_VISITS["WRITE_AFTER_RESPONSE"]: the direct figure (response closed) is
-    # the worker's time, the real server's is what the visitor waits for.
-    synerise = {**settings.SYNERISE, "PAGE_VISITS": {"WRITE_AFTER_RESPONSE": True}}
-    with override_settings(SYNERISE=synerise):
-        out["direct_after_response"] = direct(samples)
-    out["real_server_after_response"] = real_server(
-        samples // 2, suite.database_url, {"BENCH_PAGE_VISIT_AFTER_RESPONSE": "1"}
-    )
     if suite.vendor == "postgresql":
         # The same with PAGE_VISITS["ASYNC_COMMIT"]: page-visit commits stop waiting
         # for the disk, which separates the middleware's own cost from the fsync

@@ -211,18 +211,6 @@ def rows(
             "",
         ),
         (
-            "Middleware, tracked page, `WRITE_AFTER_RESPONSE`: added median (ms), real server",
-            _get(mw + "real_server_after_response.tracked.added_median_ms"),
-            _ms,
-            "",
-        ),
-        (
-            "Middleware, tracked page, `WRITE_AFTER_RESPONSE`: worker time (ms), direct call",
-            _get(mw + "direct_after_response.tracked.added_median_ms"),
-            _ms,
-            "",
-        ),
-        (
             "Middleware, tracked page, `ASYNC_COMMIT`: added median (ms), real server",
             _get(mw + "real_server_async_commit.tracked.added_median_ms"),
             _ms,

@@ -5,8 +5,7 @@ from the test settings: the benchmark truncates its outbox table at will.
 ``BENCH_MIDDLEWARE=1`` adds ``PageVisitMiddleware`` (the real-server latency run
 starts one server with it and one without); ``BENCH_PAGE_VISIT_ASYNC_COMMIT=1``
 turns on ``PAGE_VISITS["ASYNC_COMMIT"]``, whose page-visit commits return before
-the disk flush, to separate the code's cost from the disk's;
-``BENCH_PAGE_VISIT_AFTER_RESPONSE=1`` turns on ``PAGE_VISITS["WRITE_AFTER_RESPONSE"]``.
+the disk flush, to separate the code's cost from the disk's.
 """
 
 from __future__ import annotations
@@ -75,7 +74,6 @@ SYNERISE = {
     "RETAIN_SENT": int(os.environ.get("BENCH_RETAIN_SENT", "7")),
     "PAGE_VISITS": {
         "ASYNC_COMMIT": os.environ.get("BENCH_PAGE_VISIT_ASYNC_COMMIT") == "1",
-        "WRITE_AFTER_RESPONSE": os.environ.get("BENCH_PAGE_VISIT_AFTER_RESPONSE") == "1",
     },
 }
 

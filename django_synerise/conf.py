@@ -93,9 +93,7 @@ Producers
         ``EXCLUDE_AUTOMATION`` (False: HTTP libraries and browser automation such as
         ``curl`` or ``HeadlessChrome``), ``RESPECT_DNT`` (False), ``PARAMS`` (dotted path
         to ``f(request, response) -> dict``, or ``None``), ``ASYNC_COMMIT`` (False: on
-        PostgreSQL, True lets a page visit's commit return before it reaches the disk),
-        ``WRITE_AFTER_RESPONSE`` (False: under WSGI, True writes the page visit when the
-        server closes the response, after the visitor has it).
+        PostgreSQL, True lets a page visit's commit return before it reaches the disk).
     ``MODEL_EVENTS`` (``[]``)
         Declarative model hooks (see ``django_synerise.hooks``).
     ``AUTH_EVENTS`` (``{"LOGGED_IN": True, "LOGGED_OUT": True, "REGISTERED": True}``)
@@ -164,7 +162,6 @@ PAGE_VISIT_DEFAULTS: dict[str, Any] = {
     "RESPECT_DNT": False,
     "PARAMS": None,
     "ASYNC_COMMIT": False,
-    "WRITE_AFTER_RESPONSE": False,
 }
 
 AUTH_EVENT_DEFAULTS: dict[str, Any] = {
@@ -454,7 +451,6 @@ def _validate(key: str, value: Any) -> Any:
             "EXCLUDE_AUTOMATION",
             "RESPECT_DNT",
             "ASYNC_COMMIT",
-            "WRITE_AFTER_RESPONSE",
         ):
             if not isinstance(merged[sub], bool):
                 raise SyneriseConfigurationError(

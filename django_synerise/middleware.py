@@ -63,22 +63,6 @@ lets a page visit's commit return at once (see
 :func:`django_synerise.outbox.enqueue`: a database crash may then lose the
 last fraction of a second of page visits, nothing else).
 
-``WRITE_AFTER_RESPONSE`` [False] takes the write off the visitor's time
-altogether, under WSGI: the filters run as before, but identity and the
-``INSERT`` run when the server closes the response, which it does once the
-last byte has gone to the visitor. The worker spends the same time; the
-visitor does not wait for it. What changes: the row appears a moment after
-the response (Django's test client closes the response before ``get()``
-returns, a streaming one once its content is read, so tests see no
-difference); a worker killed in that moment loses the visit; this response
-object must reach the server and be closed, as every WSGI server and the test
-client do (a middleware above this one that replaces it with a new response
-drops the visit); and a response built by calling the middleware directly
-records its visit on ``response.close()``. Under ASGI, and when
-``RAISE_ERRORS`` is true (an error raised inside ``close()`` could not reach
-the caller), the visit is written before the response is returned, as
-without the setting.
-
 Errors never break the response: they are logged once on
 ``django_synerise.middleware`` with the action ``page.visit`` (log record
 attribute ``synerise_action``) and swallowed, unless ``SYNERISE["RAISE_ERRORS"]``
@@ -185,7 +169,6 @@ class _Filters:
     respect_dnt: bool
     params: Any
     async_commit: bool
-    after_response: bool
 
     @classmethod
     def from_settings(cls) -> _Filters:
@@ -213,7 +196,6 @@ class _Filters:
             respect_dnt=config["RESPECT_DNT"],
             params=config["PARAMS"],
             async_commit=config["ASYNC_COMMIT"],
-            after_response=config["WRITE_AFTER_RESPONSE"],
         )
 
 
@@ -393,63 +375,6 @@ def _log_failure(request: HttpRequest) -> None:
     )
 
 
-class _DeferredPageVisit:
-    """Records the page visit when the server closes the response.
-
-    A WSGI server closes the response once its last byte has gone to the
-    visitor, so the visitor no longer waits for the ``INSERT``. Runs once.
-    """
-
-    __slots__ = ("arrived", "request", "response")
-
-    def __init__(
-        self,
-        request: HttpRequest | None = None,
-        response: Response | None = None,
-        arrived: dt.datetime | None = None,
-    ) -> None:
-        self.request = request
-        self.response = response
-        self.arrived = arrived
-
-    def __call__(self) -> None:
-        request, response, arrived = self.request, self.response, self.arrived
-        # Drop the references first: the response holds this object, and a
-        # second close() must not write the visit twice.
-        self.request = self.response = self.arrived = None
-        if request is None or response is None or arrived is None:
-            return
-        try:
-            record_page_visit(request, response, arrived)
-        except Exception:
-            # Django's close() would swallow this silently; the log is the only trace.
-            _log_failure(request)
-
-    def __reduce__(self) -> tuple[type[_DeferredPageVisit], tuple[()]]:
-        # The cache middleware pickles responses: a cached copy records nothing
-        # (and the request inside could not be pickled anyway).
-        return (_DeferredPageVisit, ())
-
-
-def _defer(request: HttpRequest, response: Response, arrived: dt.datetime) -> bool:
-    """Attach the write to ``response.close()`` when ``WRITE_AFTER_RESPONSE`` asks for it.
-
-    False (write now) without the setting, with ``RAISE_ERRORS`` (an error
-    raised inside ``close()`` never reaches the caller) and for a response
-    that cannot carry it.
-    """
-    if not _get_filters().after_response or synerise_settings.RAISE_ERRORS:
-        return False
-    # Django's own list of what close() runs before request_finished (and
-    # before close_old_connections), so the write still has this request's
-    # database connection.
-    closers = getattr(response, "_resource_closers", None)
-    if not isinstance(closers, list):
-        return False
-    closers.append(_DeferredPageVisit(request, response, arrived))
-    return True
-
-
 class PageVisitMiddleware:
     """Enqueue a ``page.visit`` event for every page a person looked at.
 
@@ -480,7 +405,7 @@ class PageVisitMiddleware:
         arrived = dt.datetime.now(dt.timezone.utc)
         response: Response = self.get_response(request)
         try:
-            if should_track(request, response) and not _defer(request, response, arrived):
+            if should_track(request, response):
                 record_page_visit(request, response, arrived)
         except Exception:
             if synerise_settings.RAISE_ERRORS:

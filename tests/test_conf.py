@@ -171,12 +171,6 @@ def test_async_commit_is_off_by_default():
     assert read(PAGE_VISITS={"ASYNC_COMMIT": True})["PAGE_VISITS"]["ASYNC_COMMIT"] is True
 
 
-def test_write_after_response_is_off_by_default():
-    assert read(PAGE_VISITS={})["PAGE_VISITS"]["WRITE_AFTER_RESPONSE"] is False
-    visits = read(PAGE_VISITS={"WRITE_AFTER_RESPONSE": True})["PAGE_VISITS"]
-    assert visits["WRITE_AFTER_RESPONSE"] is True
-
-
 def test_timeout_single_number_sets_both():
     assert read(TIMEOUT=5)["TIMEOUT"] == (5.0, 5.0)
 
