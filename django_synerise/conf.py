@@ -83,6 +83,11 @@ Producers
         (set it in your tests).
     ``CLIENT_RESOLVER`` (``None``)
         Dotted path to ``f(request) -> dict | None`` replacing the default identity.
+    ``CONSENT`` (``None``)
+        Callable or dotted path ``f(request) -> bool``: false means this visitor is not
+        tracked by any producer that has a request (see ``identity.may_track``).
+    ``RESPECT_GPC`` (``True``) and ``RESPECT_DNT`` (``False``)
+        Treat ``Sec-GPC: 1`` / ``DNT: 1`` as a refusal of consent.
     ``USER_IDENTIFIERS`` (``{"customId": "pk", "email": "email"}``)
         Synerise identifier → user attribute, for logged-in users.
     ``PAGE_VISITS`` (dict)
@@ -91,7 +96,7 @@ Producers
         are always added), ``INCLUDE_PATHS`` ([]: everything not excluded),
         ``EXCLUDE_BOTS`` (True: crawlers, monitors, link previewers, scanners),
         ``EXCLUDE_AUTOMATION`` (False: HTTP libraries and browser automation such as
-        ``curl`` or ``HeadlessChrome``), ``RESPECT_DNT`` (False), ``PARAMS`` (dotted path
+        ``curl`` or ``HeadlessChrome``), ``PARAMS`` (dotted path
         to ``f(request, response) -> dict``, or ``None``), ``ASYNC_COMMIT`` (False: on
         PostgreSQL, True lets a page visit's commit return before it reaches the disk).
     ``MODEL_EVENTS`` (``[]``)
@@ -159,7 +164,6 @@ PAGE_VISIT_DEFAULTS: dict[str, Any] = {
     "INCLUDE_PATHS": [],
     "EXCLUDE_BOTS": True,
     "EXCLUDE_AUTOMATION": False,
-    "RESPECT_DNT": False,
     "PARAMS": None,
     "ASYNC_COMMIT": False,
 }
@@ -199,6 +203,9 @@ DEFAULTS: dict[str, Any] = {
     "TRANSACTION_SOURCE": "WEB_DESKTOP",
     "RAISE_ERRORS": False,
     "CLIENT_RESOLVER": None,
+    "CONSENT": None,
+    "RESPECT_GPC": True,
+    "RESPECT_DNT": False,
     "USER_IDENTIFIERS": {"customId": "pk", "email": "email"},
     "PAGE_VISITS": PAGE_VISIT_DEFAULTS,
     "MODEL_EVENTS": [],
@@ -393,7 +400,7 @@ def _validate(key: str, value: Any) -> Any:
         return value
     if key == "TIMEOUT":
         return _validate_timeout(value)
-    if key in ("ENABLED", "RAISE_ERRORS"):
+    if key in ("ENABLED", "RAISE_ERRORS", "RESPECT_GPC", "RESPECT_DNT"):
         _check_bool(key, value)
         return value
     if key == "BATCH_SIZE":
@@ -420,7 +427,7 @@ def _validate(key: str, value: Any) -> Any:
     ):
         _check_number(key, value, minimum=0)
         return value
-    if key == "CLIENT_RESOLVER":
+    if key in ("CLIENT_RESOLVER", "CONSENT"):
         _check_callable_path(key, value)
         return value
     if key == "USER_IDENTIFIERS":
@@ -449,7 +456,6 @@ def _validate(key: str, value: Any) -> Any:
             "ENABLED",
             "EXCLUDE_BOTS",
             "EXCLUDE_AUTOMATION",
-            "RESPECT_DNT",
             "ASYNC_COMMIT",
         ):
             if not isinstance(merged[sub], bool):

@@ -47,6 +47,7 @@ __all__ = [
     "PARAMS_COOKIE_NAME",
     "get_client",
     "get_cookie_uuid",
+    "may_track",
     "parse_uuid",
     "resolve_client",
     "user_client",
@@ -157,6 +158,52 @@ def user_client(user: Any) -> dict[str, Any] | None:
         if value is not None:
             client[key] = value
     return client or None
+
+
+def _refused_by_browser(request: HttpRequest) -> str | None:
+    meta = getattr(request, "META", None) or {}
+    if synerise_settings.RESPECT_GPC and str(meta.get("HTTP_SEC_GPC", "")).strip() == "1":
+        return "Sec-GPC"
+    if synerise_settings.RESPECT_DNT and str(meta.get("HTTP_DNT", "")).strip() == "1":
+        return "DNT"
+    return None
+
+
+def may_track(request: HttpRequest | None) -> bool:
+    """Whether the visitor behind ``request`` may be tracked: the one consent gate.
+
+    Every producer that has a request asks this first (page visits, beacons,
+    auth events, ``track(..., request=request)``) and writes nothing when it
+    is false. False when any of these holds:
+
+    * ``SYNERISE["RESPECT_GPC"]`` (default ``True``) and the request carries
+      ``Sec-GPC: 1`` (Global Privacy Control);
+    * ``SYNERISE["RESPECT_DNT"]`` (default ``False``) and it carries ``DNT: 1``;
+    * ``SYNERISE["CONSENT"]`` (a callable or dotted path, ``f(request) -> bool``)
+      returns a false value.
+
+    ``None`` (no request: a management command, a Celery task, a model hook
+    outside a request) is always true: the site decided to record the event.
+    Reads headers only, plus whatever ``CONSENT`` reads.
+
+    A ``CONSENT`` that raises counts as a refusal (nothing is tracked without
+    consent): the error is logged on ``django_synerise.identity``, or raised
+    when ``SYNERISE["RAISE_ERRORS"]`` is true, as is a ``CONSENT`` path that
+    cannot be imported
+    (:class:`~django_synerise.exceptions.SyneriseConfigurationError`).
+    """
+    if request is None:
+        return True
+    if _refused_by_browser(request) is not None:
+        return False
+    try:
+        consent = synerise_settings.import_callable("CONSENT", synerise_settings.CONSENT)
+        return True if consent is None else bool(consent(request))
+    except Exception:
+        if synerise_settings.RAISE_ERRORS:
+            raise
+        logger.exception("SYNERISE['CONSENT'] raised; the visitor is treated as not consenting")
+        return False
 
 
 def _resolve(request: HttpRequest, user: Any) -> dict[str, Any] | None:

@@ -36,7 +36,9 @@ key; defaults in brackets):
   only recorded when it carries the tracker's cookie or a logged-in user, so it
   is almost always a deliberate session (a QA script, an app's webview, an
   end-to-end test);
-* with ``RESPECT_DNT`` [False], it carries neither ``DNT: 1`` nor ``Sec-GPC: 1``;
+* the visitor may be tracked (:func:`django_synerise.identity.may_track`:
+  ``SYNERISE["CONSENT"]``, ``Sec-GPC: 1`` refused by default, ``DNT: 1`` with
+  ``SYNERISE["RESPECT_DNT"]``);
 * somebody is identified (:func:`django_synerise.identity.resolve_client`,
   the same answer as ``get_client``); anonymous requests without the tracker's
   cookie are skipped and counted in a debug log line.
@@ -97,7 +99,7 @@ from .bots import is_automation, is_bot
 from .conf import synerise_settings
 from .events import page_visit
 from .exceptions import SyneriseConfigurationError
-from .identity import resolve_client
+from .identity import may_track, resolve_client
 
 __all__ = ["PageVisitMiddleware", "get_page_title", "set_page_title"]
 
@@ -166,7 +168,6 @@ class _Filters:
     prefixes: tuple[str, ...]
     exclude_bots: bool
     exclude_automation: bool
-    respect_dnt: bool
     params: Any
     async_commit: bool
 
@@ -193,7 +194,6 @@ class _Filters:
             prefixes=tuple(prefixes),
             exclude_bots=config["EXCLUDE_BOTS"],
             exclude_automation=config["EXCLUDE_AUTOMATION"],
-            respect_dnt=config["RESPECT_DNT"],
             params=config["PARAMS"],
             async_commit=config["ASYNC_COMMIT"],
         )
@@ -308,8 +308,6 @@ def should_track(request: HttpRequest, response: Response) -> bool:
     if _is_background(request):
         return False
     meta = request.META
-    if filters.respect_dnt and (meta.get("HTTP_DNT") == "1" or meta.get("HTTP_SEC_GPC") == "1"):
-        return False
     if filters.exclude_bots or filters.exclude_automation:
         user_agent = meta.get("HTTP_USER_AGENT")
         if filters.exclude_bots and is_bot(user_agent):
@@ -329,6 +327,8 @@ def record_page_visit(request: HttpRequest, response: Response, arrived: dt.date
     Synchronous: it may read the session and the user. Errors propagate (the
     middleware decides whether to swallow them).
     """
+    if not may_track(request):
+        return False
     client = resolve_client(request)
     if not client:
         logger.debug(

@@ -102,7 +102,9 @@ def test_settings_must_be_a_dict():
         ("BEACON_ALLOWED_ORIGINS", "https://a", "list of strings"),
         ("PAGE_VISITS", {"METHOD": ["GET"]}, "METHOD"),
         ("PAGE_VISITS", {"STATUS_CODES": ["200"]}, "STATUS_CODES"),
-        ("PAGE_VISITS", {"RESPECT_DNT": 1}, "RESPECT_DNT"),
+        ("RESPECT_DNT", 1, "RESPECT_DNT"),
+        ("RESPECT_GPC", "yes", "RESPECT_GPC"),
+        ("CONSENT", 42, "CONSENT"),
         ("AUTH_EVENTS", {"LOGGED_IN": "on"}, "LOGGED_IN"),
         ("PAGE_VISITS", {"EXCLUDE_AUTOMATION": "yes"}, "EXCLUDE_AUTOMATION"),
         ("PAGE_VISITS", {"ASYNC_COMMIT": "off"}, "ASYNC_COMMIT"),
@@ -182,8 +184,8 @@ def test_base_url_trailing_slash_is_removed():
 
 
 def test_nested_dicts_merge_with_defaults():
-    values = read(PAGE_VISITS={"RESPECT_DNT": True})["PAGE_VISITS"]
-    assert values["RESPECT_DNT"] is True
+    values = read(PAGE_VISITS={"EXCLUDE_BOTS": False})["PAGE_VISITS"]
+    assert values["EXCLUDE_BOTS"] is False
     assert values["METHODS"] == ["GET"]
     assert values["STATUS_CODES"] == [200]
 

@@ -13,6 +13,7 @@ from django.test import RequestFactory, override_settings
 from django_synerise.identity import (
     get_client,
     get_cookie_uuid,
+    may_track,
     parse_uuid,
     resolve_client,
     user_client,
@@ -265,3 +266,46 @@ def test_readme_client_resolver() -> None:
         }
         assert get_client(make_request({"_snrs_uuid": UUID}, user=staff)) is None
         assert get_client(make_request({"_snrs_uuid": UUID})) == {"uuid": UUID}
+
+
+# The consent gate ------------------------------------------------------------------------
+
+
+def consent_cookie(request: Any) -> bool:
+    return request.COOKIES.get("consent") == "yes"
+
+
+def broken_consent(request: Any) -> bool:
+    raise RuntimeError("consent store down")
+
+
+def test_may_track_follows_the_consent_callable_given_as_a_path_or_a_callable() -> None:
+    assert may_track(make_request())  # no CONSENT: everybody
+    for consent in ("tests.test_identity.consent_cookie", consent_cookie):
+        with synerise(CONSENT=consent):
+            assert may_track(make_request({"consent": "yes"}))
+            assert not may_track(make_request({"consent": "no"}))
+            assert not may_track(make_request())
+            assert may_track(None)  # no request: the site decided to record it
+
+
+def test_may_track_refuses_global_privacy_control_by_default_and_dnt_when_asked() -> None:
+    gpc = RequestFactory().get("/", HTTP_SEC_GPC="1")
+    dnt = RequestFactory().get("/", HTTP_DNT="1")
+    assert not may_track(gpc)
+    assert may_track(dnt)
+    with synerise(RESPECT_GPC=False, RESPECT_DNT=True):
+        assert may_track(gpc)
+        assert not may_track(dnt)
+    assert may_track(RequestFactory().get("/", HTTP_SEC_GPC="0"))
+
+
+def test_a_consent_callable_that_raises_refuses_and_logs(caplog: pytest.LogCaptureFixture) -> None:
+    with (
+        synerise(CONSENT=broken_consent, RAISE_ERRORS=False),
+        caplog.at_level(logging.ERROR, logger="django_synerise.identity"),
+    ):
+        assert not may_track(make_request())
+    assert "CONSENT" in caplog.text
+    with synerise(CONSENT=broken_consent, RAISE_ERRORS=True), pytest.raises(RuntimeError):
+        may_track(make_request())
