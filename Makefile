@@ -5,13 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: help install test lint typecheck pytest demo run bench matrix browser clean
+.PHONY: help install test lint typecheck pytest demo run bench matrix docs browser clean
 
 help:
 	@echo "make demo      set up, run the example shop's simulated traffic and flush it"
 	@echo "make test      set up, then ruff, mypy and the whole test suite"
 	@echo "make bench     benchmarks (BENCH_FULL=1 for the large sizes)"
 	@echo "make matrix    the Python x Django compatibility matrix (nox)"
+	@echo "make docs      build the documentation site (README.md + docs/) into build/site"
 	@echo "make run       serve the example shop on http://127.0.0.1:8000/"
 
 $(STAMP): pyproject.toml
@@ -54,6 +55,11 @@ bench: $(STAMP)
 # The Python x Django matrix (noxfile.py). NOX_ARGS="-t ci" runs only the corner cells.
 matrix: $(STAMP)
 	$(BIN)/nox $(or $(NOX_ARGS),-s tests)
+
+# The documentation site (mkdocs.yml): README.md as its front page, then docs/. Strict, so a
+# broken link or anchor fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) .nox build dist *.egg-info .mypy_cache .ruff_cache .pytest_cache

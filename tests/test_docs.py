@@ -1,7 +1,9 @@
-"""Every code sample of README.md, exercised.
+"""Every code sample of README.md and docs/*.md, exercised.
 
-Each fenced block of the README is preceded by ``<!-- test: NAME -->`` naming the
-test that runs it; unmarked blocks must be ``text`` (program output). Python
+Each fenced block is preceded by ``<!-- test: NAME -->`` naming the sample
+(tests/docs_samples.py fetches them by name); unmarked blocks must be ``text``
+(program output). Samples of a module's own feature may be tested next to that
+module's tests; the rest are tested here. Python
 samples are executed: in this suite's Django project, in the example shop (a
 subprocess with its own database, for samples about the shop's models), or in a
 brand-new ``django-admin startproject`` (the "add it to an existing project"
@@ -26,7 +28,6 @@ import sys
 import textwrap
 import types
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,69 +50,18 @@ from django_synerise.conf import (
 from django_synerise.identity import get_client
 from django_synerise.models import OutboxEvent
 from django_synerise.testing import LocalSynerise
+from tests import docs_samples
+from tests.docs_samples import ROOT, all_text, blocks, page_of, run_sample, sample
 
-ROOT = Path(__file__).resolve().parent.parent
-README = ROOT / "README.md"
 EXAMPLE = ROOT / "example_project"
 VISITOR = "0f8fad5b-d9cb-469f-a165-70867728950e"
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:127.0) Gecko/20100101 Firefox/127.0"
 
-# The sdist carries the tests and the README, not the example project or the Makefile.
+# The sdist carries the tests and the docs, not the example project or the Makefile.
 needs_example = pytest.mark.skipif(
     not (EXAMPLE / "manage.py").exists() or not (ROOT / "Makefile").exists(),
     reason="example_project/ and the Makefile are not in this tree",
 )
-
-
-@dataclass(frozen=True)
-class Block:
-    name: str | None
-    language: str
-    code: str
-    line: int
-
-
-def _parse_readme() -> list[Block]:
-    blocks = []
-    lines = README.read_text(encoding="utf-8").splitlines()
-    index = 0
-    while index < len(lines):
-        opening = re.match(r"^```(\S*)\s*$", lines[index])
-        if not opening:
-            index += 1
-            continue
-        start = index
-        marker = None
-        previous = start - 1
-        while previous >= 0 and not lines[previous].strip():
-            previous -= 1
-        if previous >= 0:
-            found = re.match(r"^<!-- test: ([\w-]+) -->$", lines[previous].strip())
-            marker = found.group(1) if found else None
-        index += 1
-        body = []
-        while not lines[index].startswith("```"):
-            body.append(lines[index])
-            index += 1
-        blocks.append(Block(marker, opening.group(1), "\n".join(body) + "\n", start + 1))
-        index += 1
-    return blocks
-
-
-BLOCKS = _parse_readme()
-
-
-def sample(name: str) -> str:
-    [block] = [b for b in BLOCKS if b.name == name]
-    return block.code
-
-
-def run_sample(name: str, namespace: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Execute a Python sample as a module would; return its namespace."""
-    ns: dict[str, Any] = {"__name__": f"readme_{name.replace('-', '_')}"}
-    ns.update(namespace or {})
-    exec(compile(sample(name), f"README.md[{name}]", "exec"), ns)
-    return ns
 
 
 def url_module(monkeypatch: pytest.MonkeyPatch, *patterns: Any) -> str:
@@ -140,56 +90,76 @@ def flush_to(stand_in: LocalSynerise) -> None:
     assert stand_in.count == OutboxEvent.objects.count()
 
 
-# -- the README's blocks, all accounted for ------------------------------------------
-
-EXERCISED = {
-    "quickstart",
-    "bench",
-    "run-by-hand",
-    "pip",
-    "startproject-settings",
-    "startproject-urls",
-    "startproject-stand-in",
-    "startproject-steps",
-    "settings-for-tests",
-    "custom-event",
-    "dedicated-event",
-    "transaction",
-    "track-many",
-    "view-client",
-    "client-resolver",
-    "page-title",
-    "page-visits-settings",
-    "model-hooks",
-    "model-hook-decorator",
-    "model-events-setting",
-    "registration",
-    "template-recommendations",
-    "template-search",
-    "cron",
-    "systemd",
-    "supervisor",
-    "celery-beat",
-    "outbox-commands",
-    "health-view",
-    "stand-in",
-    "pytest-conftest",
-    "pytest-test",
-}
+# -- every block of every page, accounted for -----------------------------------------
 
 
-def test_every_readme_code_block_is_exercised() -> None:
-    names = [block.name for block in BLOCKS if block.name]
-    assert len(names) == len(set(names)), "two README blocks share a test name"
-    assert set(names) == EXERCISED
-    for block in BLOCKS:
+def _names_in_tests() -> set[str]:
+    """String literals of the test modules that fetch samples (tests/docs_samples.py)."""
+    names: set[str] = set()
+    for module in (ROOT / "tests").rglob("*.py"):
+        source = module.read_text(encoding="utf-8")
+        if module.name == "docs_samples.py" or "docs_samples" not in source:
+            continue
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                names.add(node.value)
+    return names
+
+
+def test_every_block_is_marked_and_output_only_otherwise() -> None:
+    unmarked = [b.where for b in blocks() if b.name is None and b.language != "text"]
+    assert unmarked == [], f"fenced blocks without <!-- test: NAME --> before them: {unmarked}"
+
+
+def test_sample_names_are_unique_across_pages() -> None:
+    seen: dict[str, str] = {}
+    twice = []
+    for block in blocks():
         if block.name is None:
-            # Unmarked blocks may only show output.
-            assert block.language == "text", f"README.md:{block.line} is not exercised"
-    python = [block for block in BLOCKS if block.language == "python"]
+            continue
+        if block.name in seen:
+            twice.append(f"{block.name}: {seen[block.name]} and {block.where}")
+        seen[block.name] = block.where
+    assert twice == []
+
+
+def test_every_marked_block_is_used_by_a_test() -> None:
+    used = _names_in_tests()
+    unused = [f"{b.name} ({b.where})" for b in blocks() if b.name and b.name not in used]
+    assert unused == [], f"no test names these samples: {unused}"
+
+
+def test_the_checks_above_can_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    unused = f"unused-{uuid.uuid4().hex[:8]}"  # built here, so no test names it
+    page = tmp_path / "page.md"
+    page.write_text(
+        f"<!-- test: {unused} -->\n```python\nx = 1\n```\n\n"
+        "```python\ny = 2\n```\n\n<!-- test: quickstart -->\n```bash\nmake demo\n```\n"
+        "\n```text\noutput\n```\n"
+    )
+    real_pages = docs_samples.pages()
+    monkeypatch.setattr(docs_samples, "pages", lambda: [*real_pages, page])
+    docs_samples.blocks.cache_clear()
+    try:
+        with pytest.raises(AssertionError, match=r"page\.md:6"):
+            test_every_block_is_marked_and_output_only_otherwise()
+        with pytest.raises(AssertionError, match=r"quickstart: README\.md"):
+            test_sample_names_are_unique_across_pages()
+        with pytest.raises(AssertionError, match=unused):
+            test_every_marked_block_is_used_by_a_test()
+        with pytest.raises(LookupError, match="expected exactly one"):
+            sample("quickstart")
+    finally:
+        monkeypatch.undo()
+        docs_samples.blocks.cache_clear()
+
+
+def test_python_samples_compile_and_are_complete() -> None:
+    python = [block for block in blocks() if block.language == "python"]
     assert len(python) >= 20
     for block in python:
-        compile(block.code, f"README.md:{block.line}", "exec")
+        compile(block.code, block.where, "exec")
+        assert "..." not in block.code, f"{block.where} has a placeholder"
 
 
 def test_the_install_and_configure_steps_are_under_20_lines() -> None:
@@ -202,7 +172,7 @@ def test_the_install_and_configure_steps_are_under_20_lines() -> None:
 
 def _table_defaults() -> dict[str, str]:
     rows = {}
-    for line in README.read_text(encoding="utf-8").splitlines():
+    for line in (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8").splitlines():
         found = re.match(r"^\| `([A-Z_]+(?:\[\"[A-Z_]+\"\])?)` \| `([^`]*)` \|", line)
         if found:
             rows[found.group(1)] = found.group(2)
@@ -306,8 +276,10 @@ def test_client_resolver_sample(monkeypatch: pytest.MonkeyPatch) -> None:
     module.client_for = ns["client_for"]  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "myproject", types.ModuleType("myproject"))
     monkeypatch.setitem(sys.modules, "myproject.synerise", module)
-    # The dotted path exactly as the README gives it.
-    assert 'SYNERISE["CLIENT_RESOLVER"] = "myproject.synerise.client_for"' in README.read_text()
+    # The dotted path exactly as the docs give it.
+    assert 'SYNERISE["CLIENT_RESOLVER"] = "myproject.synerise.client_for"' in page_of(
+        "client-resolver"
+    )
     request = RequestFactory().get("/", HTTP_COOKIE=f"_snrs_uuid={VISITOR}")
 
     with override_settings(
@@ -417,6 +389,12 @@ def test_recommendation_template_sample(monkeypatch: pytest.MonkeyPatch) -> None
         'data-synerise-campaign-id="similar-products">'
     ) in html
     assert '<a href="/m/2/" data-synerise-item="MUG-002">Mug 2</a>' in html
+
+
+def test_tracking_code_template_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    html = _render("tracking-code", monkeypatch)
+
+    assert f'data-synerise-tracker-key="{settings.SYNERISE["TRACKER_KEY"]}"' in html
     assert 'data-synerise-endpoint="/synerise/beacon/"' in html
     assert "/static/django_synerise/beacon.js" in html
 
@@ -661,7 +639,7 @@ with open(sys.argv[2]) as parts:
     setup, code, check = json.load(parts)
 ns = {"__name__": "shop.readme_sample", "__package__": "shop"}
 exec(compile(setup, "setup", "exec"), ns)
-exec(compile(code, "README.md", "exec"), ns)
+exec(compile(code, "docs/model-hooks.md", "exec"), ns)
 exec(compile(check, "check", "exec"), ns)
 print("sample ok")
 """
@@ -755,7 +733,7 @@ def test_pip_line_names_this_distribution() -> None:
     name = re.search(r'^name = "([^"]+)"$', pyproject, re.MULTILINE)
     assert name is not None
     assert sample("pip").strip() == f"pip install {name.group(1)}"
-    assert f"pip install {name.group(1)}[celery]" in README.read_text()
+    assert f"pip install {name.group(1)}[celery]" in all_text()
     assert re.search(r"^celery = \[", pyproject, re.MULTILINE)
 
 
@@ -835,7 +813,26 @@ def test_add_to_an_existing_project_in_a_fresh_startproject(tmp_path: Path) -> N
     assert "System check identified no issues" in check.stdout, check.stdout + check.stderr
 
 
-def test_readme_samples_do_not_use_unfinished_placeholders() -> None:
-    for block in BLOCKS:
-        if block.language == "python":
-            assert "..." not in block.code, f"README.md:{block.line} has a placeholder"
+# -- the documentation site -------------------------------------------------------------
+
+
+@pytest.mark.skipif(not (ROOT / "mkdocs.yml").exists(), reason="mkdocs.yml is not in this tree")
+def test_the_site_builds_strictly_with_the_readme_as_its_front_page(tmp_path: Path) -> None:
+    """``make docs``: a broken link or anchor in any page fails this build."""
+    pytest.importorskip("mkdocs", reason="mkdocs is in the docs extra")
+    site = tmp_path / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    front = (site / "index.html").read_text()
+    assert "Add it to an existing project" in front
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert (site / page.stem / "index.html").exists(), page.name
+        assert f'href="{page.stem}/"' in front, f"the README does not link {page.name}"

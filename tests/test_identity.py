@@ -242,7 +242,7 @@ def test_unimportable_resolver_is_swallowed_by_default(caplog: pytest.LogCapture
     assert "CLIENT_RESOLVER" in caplog.text
 
 
-# The README's CLIENT_RESOLVER example, verbatim.
+# A CLIENT_RESOLVER built from the module's public helpers.
 
 
 def synerise_client(request: Any) -> dict[str, Any] | None:
@@ -255,7 +255,7 @@ def synerise_client(request: Any) -> dict[str, Any] | None:
 
 
 @pytest.mark.django_db
-def test_readme_client_resolver() -> None:
+def test_a_resolver_built_from_the_public_helpers() -> None:
     customer = User.objects.create_user("fay", email="fay@example.com")
     staff = User.objects.create_user("sam", email="sam@example.com", is_staff=True)
     with synerise(CLIENT_RESOLVER="tests.test_identity.synerise_client"):

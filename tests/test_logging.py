@@ -11,6 +11,7 @@ import django_synerise
 from django_synerise import dispatch, outbox
 from django_synerise.models import OutboxEvent
 from django_synerise.testing import LocalSynerise
+from tests.docs_samples import run_sample
 
 pytestmark = pytest.mark.django_db
 
@@ -150,17 +151,11 @@ def test_one_logger_tree_catches_client_dispatch_and_outbox(
     assert all(name.startswith("django_synerise.") for name in names)
 
 
-def test_readme_logging_settings(synerise_stand_in: LocalSynerise, capsys):
+def test_docs_logging_settings(synerise_stand_in: LocalSynerise, capsys):
     import logging.config
 
-    # The README's LOGGING example, verbatim.
-    LOGGING = {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-        "loggers": {"django_synerise": {"handlers": ["console"], "level": "INFO"}},
-    }
+    # The LOGGING example of docs/operations.md.
+    LOGGING = run_sample("logging-settings")["LOGGING"]
 
     logger = logging.getLogger("django_synerise")
     saved = (logger.handlers[:], logger.level, logger.propagate)

@@ -16,6 +16,7 @@ from django.contrib.auth.models import User
 from django.test import AsyncClient, Client, override_settings
 
 from django_synerise.models import OutboxEvent
+from tests.docs_samples import run_sample
 from tests.testapp import producer_views
 
 pytestmark = pytest.mark.django_db
@@ -506,15 +507,17 @@ def test_middleware_adapts_to_the_stack() -> None:
     assert not iscoroutinefunction(PageVisitMiddleware(lambda request: None))
 
 
-# The README's PAGE_VISITS example (with this suite's paths).
+# The PAGE_VISITS example of docs/page-visits.md, with this suite's paths.
 def page_params(request: Any, response: Any) -> dict[str, Any]:
     match = request.resolver_match
     return {"view": match.view_name if match else None}
 
 
-def test_readme_page_visits_settings(visitor: Client) -> None:
+def test_docs_page_visits_settings(visitor: Client) -> None:
+    documented = run_sample("page-visits-settings")["SYNERISE"]
+    assert set(documented["PAGE_VISITS"]) == {"EXCLUDE_PATHS", "PARAMS"}
     with synerise(
-        RESPECT_DNT=True,
+        RESPECT_DNT=documented["RESPECT_DNT"],
         PAGE_VISITS={
             "EXCLUDE_PATHS": [r"^/producers/pages/private/", r"^/producers/pages/streaming/"],
             "PARAMS": "tests.test_middleware.page_params",

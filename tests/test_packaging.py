@@ -109,7 +109,15 @@ def test_sdist_ships_app_files_tests_and_docs(sdist: Path) -> None:
         names = {n.removeprefix(prefix) for n in archive.getnames()}
     missing = sorted(_app_files() - names)
     assert missing == [], f"missing from the sdist: {missing}"
-    for name in ("LICENSE", "README.md", "CHANGELOG.md", "pyproject.toml", "tests/settings.py"):
+    for name in (
+        "LICENSE",
+        "README.md",
+        "docs/tracking.md",
+        "CHANGELOG.md",
+        "pyproject.toml",
+        "tests/settings.py",
+        "tests/docs_samples.py",
+    ):
         assert name in names
     assert not any(n.endswith((".pyc", ".sqlite3")) for n in names)
 

@@ -23,6 +23,7 @@ import django_synerise
 from django_synerise import tasks
 from django_synerise.models import OutboxEvent
 from django_synerise.testing import LocalSynerise
+from tests.docs_samples import run_sample
 from tests.drain import settings_for
 from tests.workers import ROOT, Worker, mixed_events, worker_env
 
@@ -30,14 +31,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 BROKER = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
 EVENTS = 5_000
-
-# Verbatim from the README.
-README_BEAT_SCHEDULE = {
-    "synerise-flush-outbox": {
-        "task": "django_synerise.tasks.flush_outbox",
-        "schedule": 10.0,  # seconds
-    },
-}
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +99,9 @@ def celery_worker(name, queue, env, tmp_path, *extra: str) -> Worker:
 
 def test_the_documented_beat_schedule_drains_the_outbox(broker, tmp_path):
     queue = f"synerise-test-{uuid.uuid4().hex[:12]}"
-    schedule = copy.deepcopy(README_BEAT_SCHEDULE)
+    schedule = copy.deepcopy(run_sample("celery-beat")["CELERY_BEAT_SCHEDULE"])
     entry = schedule["synerise-flush-outbox"]
-    entry["schedule"] = 0.5  # the README's 10 s, shortened for the test
+    entry["schedule"] = 0.5  # the docs' 10 s, shortened for the test
     entry["options"] = {"queue": queue}
     with LocalSynerise(record="salts") as server:
         env = worker_env(

@@ -16,6 +16,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy
 
 from django_synerise.templatetags.synerise import MAX_ID_LENGTH
+from tests.docs_samples import sample
 
 #: This module doubles as a URLconf without django_synerise.urls (see test below).
 urlpatterns: list[Any] = []
@@ -420,42 +421,23 @@ def test_the_longest_accepted_id_still_renders() -> None:
     )
 
 
-# The template of the README's "Recommendation beacons" section, verbatim.
-README_TEMPLATE = """\
-{% load synerise %}
-<head>
-  {% synerise_tracking_code %}
-  {% synerise_beacon_script %}
-</head>
-<body>
-  <div {% synerise_recommendation_frame rec.correlation_id campaign_id=rec.campaign_id %}>
-    {% for product in rec.products %}
-      <a href="{{ product.url }}" {% synerise_recommendation_item product.sku %}>{{ product.name }}</a>
-    {% endfor %}
-  </div>
-
-  <ol {% synerise_search_results search.correlation_id %}>
-    {% for hit in search.hits %}
-      <li><a href="{{ hit.url }}" {% synerise_search_item hit.sku forloop.counter %}>{{ hit.name }}</a></li>
-    {% endfor %}
-  </ol>
-</body>
-"""
-
-
-def test_readme_template(nonce_request: Any) -> None:
-    html = Template(README_TEMPLATE).render(
+def test_docs_templates_together(nonce_request: Any) -> None:
+    """The three templates of docs/beacons.md, as one page: every script has the nonce."""
+    page = "".join(
+        sample(name) for name in ("tracking-code", "template-recommendations", "template-search")
+    )
+    html = Template(page).render(
         Context(
             {
                 "request": nonce_request,
-                "rec": {
+                "recommendation": {
                     "correlation_id": "c-1",
                     "campaign_id": "k-1",
-                    "products": [{"url": "/p/1/", "sku": "sku-1", "name": "One"}],
+                    "products": [{"get_absolute_url": "/p/1/", "sku": "sku-1", "name": "One"}],
                 },
-                "search": {
+                "results": {
                     "correlation_id": "s-1",
-                    "hits": [{"url": "/p/2/", "sku": "sku-2", "name": "Two"}],
+                    "products": [{"get_absolute_url": "/p/2/", "sku": "sku-2", "name": "Two"}],
                 },
             }
         )
@@ -464,7 +446,7 @@ def test_readme_template(nonce_request: Any) -> None:
     scripts = [attrs for tag, attrs in elements if tag == "script"]
     assert [attrs["nonce"] for attrs in scripts] == ["r4nd0m-n0nce", "r4nd0m-n0nce"]
     assert (
-        "div",
+        "section",
         {
             "data-synerise-frame": "recommendation",
             "data-synerise-correlation-id": "c-1",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 from io import StringIO
 
 import pytest
@@ -16,6 +17,7 @@ import django_synerise
 from django_synerise import outbox
 from django_synerise.events import Transaction
 from django_synerise.models import OutboxEvent
+from tests.docs_samples import run_sample, sample
 
 pytestmark = pytest.mark.django_db
 
@@ -251,20 +253,12 @@ def test_show_prints_the_event_as_sent_and_its_state():
     assert '\n  "action": "dog.bark",\n' in payload
 
 
-# -- the README's health endpoint ----------------------------------------------
+# -- the docs' health endpoint ----------------------------------------------
 
 
-def test_readme_health_endpoint():
-    # The example from the README, verbatim.
-    from django.http import JsonResponse
-
-    from django_synerise.outbox import health
-
-    def synerise_health(request):
-        status = health()
-        healthy = status.dead_last_day == 0 and (status.oldest_pending_age or 0) < 15 * 60
-        return JsonResponse(status.as_dict(), status=200 if healthy else 503)
-
+def test_docs_health_endpoint():
+    # The example of docs/operations.md.
+    synerise_health = run_sample("health-view")["synerise_health"]
     request = RequestFactory().get("/health/synerise/")
     row = track()
     response = synerise_health(request)
@@ -288,8 +282,10 @@ def test_readme_health_endpoint():
     assert json.loads(response.content)["dead_last_day"] == 0
 
 
-def test_readme_command_lines():
-    # The README's command block, line by line (rows 42 and 43 exist there too).
+def test_docs_command_lines():
+    # The command block of docs/operations.md, line by line (rows 42 and 43 exist there too).
+    lines = [shlex.split(line.split(" #", 1)[0]) for line in sample("outbox-commands").splitlines()]
+    stats, stats_json, show, requeue_dead, requeue_ids, purge = (words[3:] for words in lines)
     now = timezone.now()
     for pk in (42, 43):
         OutboxEvent.objects.create(
@@ -303,14 +299,14 @@ def test_readme_command_lines():
             next_attempt_at=now,
             created_at=now,
         )
-    assert run("stats").splitlines()[3].split() == ["dead", "2", "0", "0", "2"]
-    assert json.loads(run("stats", "--json"))["totals"]["dead"] == 2
-    assert "Outbox event 42: page.visit" in run("show", "42")
-    out = run("requeue", "--dead", "--action", "page.visit", "--since", "2025-01-31")
+    assert run(*stats).splitlines()[3].split() == ["dead", "2", "0", "0", "2"]
+    assert json.loads(run(*stats_json))["totals"]["dead"] == 2
+    assert "Outbox event 42: page.visit" in run(*show)
+    out = run(*requeue_dead)
     assert "Requeued 2 events" in out
     OutboxEvent.objects.filter(pk__in=[42, 43]).update(status="dead")
-    assert "Requeued 2 events" in run("requeue", "--id", "42", "--id", "43")
-    assert "Deleted 0 events dead for more than 30 days." in run("purge", "--dead-older-than", "30")
+    assert "Requeued 2 events" in run(*requeue_ids)
+    assert "Deleted 0 events dead for more than 30 days." in run(*purge)
 
 
 def test_show_says_when_an_event_died():

@@ -1,6 +1,6 @@
 """The claim reads the partial index ``synerise_outbox_due``, not the table (PostgreSQL).
 
-(At the end: the ``make bench`` lines of the README, which measure the claim and
+(At the end: the ``make bench`` lines of docs/performance.md, which measure the claim and
 the rest of the delivery path, run at a tiny size.)
 
 The outbox keeps sent rows for ``RETAIN_SENT`` days and dead rows until purged,
@@ -29,6 +29,7 @@ from django.test.utils import CaptureQueriesContext
 
 from django_synerise import outbox
 from django_synerise.models import OutboxEvent
+from tests.docs_samples import sample
 
 postgres_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="EXPLAIN of PostgreSQL plans"
@@ -150,11 +151,8 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def _bench_sample() -> list[str]:
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    found = re.search(r"<!-- test: bench -->\s*```bash\n(.*?)```", text, re.S)
-    if found is None:
-        pytest.skip("README.md has no `make bench` sample yet")
-    return [line.split("#", 1)[0].strip() for line in found.group(1).splitlines() if line.strip()]
+    lines = sample("bench").splitlines()
+    return [line.split("#", 1)[0].strip() for line in lines if line.strip()]
 
 
 def _documented_settings() -> set[str]:
