@@ -1,8 +1,11 @@
-"""App configuration: connects signal handlers and registers system checks."""
+"""App configuration: registers the system checks and connects the signal handlers."""
 
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core import checks as django_checks
+
+from .exceptions import SyneriseConfigurationError
 
 
 class SyneriseConfig(AppConfig):
@@ -11,7 +14,20 @@ class SyneriseConfig(AppConfig):
     verbose_name = "Synerise"
     default_auto_field = "django.db.models.BigAutoField"
 
-    def ready(self) -> None:
-        from . import checks, hooks  # noqa: F401  (registers checks and auth receivers)
+    #: Configuration errors met while connecting the hooks in :meth:`ready`;
+    #: the ``synerise.E000`` check reports them.
+    ready_errors: list[SyneriseConfigurationError]
 
-        hooks.connect_configured_hooks()
+    def ready(self) -> None:
+        from . import checks, hooks
+
+        django_checks.register(checks.check_settings, checks.TAG)
+        django_checks.register(checks.check_installation, checks.TAG)
+        django_checks.register(checks.check_deploy, checks.TAG, deploy=True)
+        self.ready_errors = []
+        try:
+            hooks.connect_configured_hooks()
+        except SyneriseConfigurationError as err:
+            # A traceback here would stop every command before the checks could
+            # say what to fix; the check reports it instead, with the others.
+            self.ready_errors.append(err)

@@ -54,7 +54,6 @@ from typing import Any, TypeVar, overload
 from django.apps import apps
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out
-from django.core.signals import setting_changed
 from django.db import connections
 from django.db import transaction as db_transaction
 from django.db.models import Model
@@ -62,7 +61,7 @@ from django.db.models.signals import ModelSignal, post_delete, post_save
 from django.http import HttpRequest
 
 from . import outbox
-from .conf import synerise_settings
+from .conf import on_setting_changed, synerise_settings
 from .events import DEDICATED_EVENT_TYPES, CustomEvent, DedicatedEvent, Event, Transaction
 from .exceptions import SyneriseConfigurationError
 from .identity import resolve_client, user_client
@@ -531,8 +530,8 @@ def _raw_model_events() -> Any:
     return raw.get("MODEL_EVENTS", []) if isinstance(raw, Mapping) else []
 
 
-def _reconnect_on_change(*, setting: str, **kwargs: Any) -> None:
-    if setting != "SYNERISE" or not apps.ready:
+def _reconnect_on_change() -> None:
+    if not apps.ready:
         return
     if _applied_model_events is not _NOT_APPLIED and _raw_model_events() == _applied_model_events:
         return
@@ -551,7 +550,7 @@ def _reconnect_on_change(*, setting: str, **kwargs: Any) -> None:
         synerise_settings.reload()
 
 
-setting_changed.connect(_reconnect_on_change, dispatch_uid="django_synerise.hooks.reconnect")
+on_setting_changed(_reconnect_on_change)
 
 
 # Auth events ---------------------------------------------------------------------------

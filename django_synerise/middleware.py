@@ -88,15 +88,11 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 from django.http import HttpRequest, HttpResponseBase
 from django.urls import NoReverseMatch, get_urlconf, reverse
 
-# checks is imported for its side effect: it registers synerise.W002, which must
-# be able to run even when django_synerise is missing from INSTALLED_APPS.
-from . import checks  # noqa: F401
 from .bots import is_automation, is_bot
-from .conf import synerise_settings
+from .conf import on_setting_changed, synerise_settings
 from .events import page_visit
 from .exceptions import SyneriseConfigurationError
 from .identity import may_track, resolve_client
@@ -243,7 +239,7 @@ def _reset(**kwargs: Any) -> None:
 
 # Any setting may matter (SYNERISE, STATIC_URL, MEDIA_URL, ROOT_URLCONF,
 # INSTALLED_APPS); recompiling after a change is cheap and rare.
-setting_changed.connect(_reset, dispatch_uid="django_synerise.middleware.reset")
+on_setting_changed(_reset, settings=None)
 
 
 def _media_type_matches(filters: _Filters, response: Response) -> bool:

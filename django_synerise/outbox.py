@@ -36,14 +36,13 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.conf import settings
-from django.core.signals import setting_changed
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, DateTimeField, Field, Max, Min, Q
 from django.utils import timezone
 
 from . import signals
-from .conf import synerise_settings
+from .conf import on_setting_changed, synerise_settings
 from .events import AIEvent, Event, dumps
 from .exceptions import EventTooLargeError
 from .models import OutboxEvent
@@ -206,12 +205,7 @@ def _insert_statement(alias: str, *, async_commit: bool = False) -> _InsertState
     return statement
 
 
-def _reset_insert_statements(*, setting: str, **kwargs: Any) -> None:
-    if setting == "DATABASES":
-        _insert_statements.clear()
-
-
-setting_changed.connect(_reset_insert_statements, dispatch_uid="django_synerise.outbox.insert")
+on_setting_changed(_insert_statements.clear, settings=["DATABASES"])
 
 
 def _insert_one(row: OutboxEvent, alias: str, *, durable: bool = True) -> None:

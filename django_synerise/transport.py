@@ -13,7 +13,7 @@ from django.conf import settings
 from django.core.cache import BaseCache, caches
 
 from .client import SyneriseClient
-from .conf import synerise_settings
+from .conf import credentials_message, missing_credentials, synerise_settings
 from .exceptions import SyneriseConfigurationError
 
 __all__ = ["DjangoTokenCache", "build_client"]
@@ -77,25 +77,11 @@ def build_client(**overrides: Any) -> SyneriseClient:
     }
     options.update(overrides)
 
-    if options["auth"] == "basic":
-        missing = [
-            key
-            for key, option in (("WORKSPACE_GUID", "workspace_guid"), ("API_KEY", "api_key"))
-            if not options.get(option)
-        ]
-        if missing:
-            names = " and ".join(f'SYNERISE["{key}"]' for key in missing)
-            raise SyneriseConfigurationError(
-                f"{names} {'is' if len(missing) == 1 else 'are'} required when "
-                'SYNERISE["AUTH"] is "basic". Set SYNERISE = {"AUTH": "basic", '
-                '"WORKSPACE_GUID": ..., "API_KEY": ...} in your Django settings.'
-            )
-    elif not options.get("api_key"):
-        raise SyneriseConfigurationError(
-            'SYNERISE["API_KEY"] is required to send events (AUTH is "jwt"). '
-            'Set SYNERISE = {"API_KEY": ...} in your Django settings '
-            "(the workspace API key from Settings > API keys in Synerise)."
-        )
+    missing = missing_credentials(
+        options["auth"], options.get("api_key"), options.get("workspace_guid")
+    )
+    if missing:
+        raise SyneriseConfigurationError(credentials_message(options["auth"], missing))
 
     if "token_cache" not in options:
         alias = s.TOKEN_CACHE

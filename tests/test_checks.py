@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -12,8 +13,9 @@ from django.core.management.base import SystemCheckError
 from django.test import override_settings
 
 from django_synerise.checks import (
-    MIDDLEWARE_PATH,
+    CHECKS,
     TAG,
+    check_deploy,
     check_installation,
     check_settings,
     is_loopback_url,
@@ -62,7 +64,8 @@ def test_e000_through_manage_py_check_instead_of_a_crash():
         pytest.raises(SystemCheckError) as caught,
     ):
         call_command("check", tags=[TAG])
-    assert "synerise.E002" in str(caught.value)
+    assert 'SYNERISE["BATCH_SIZE"] must be at most 1000' in str(caught.value)
+    assert 'SYNERISE["TIMEOUT"]' in str(caught.value)
     assert "synerise.E000" in str(caught.value)
 
 
@@ -97,91 +100,76 @@ def test_e000_a_bad_drf_rate_for_the_beacon_scope():
             assert check_settings() == []
 
 
-def test_w003_a_renamed_key(monkeypatch):
-    from django_synerise import conf
-
-    monkeypatch.setitem(conf.RENAMED_KEYS, "FLUSH_BATCH", "BATCH_SIZE")
-    with (
-        override_settings(SYNERISE=synerise(FLUSH_BATCH=10)),
-        pytest.warns(DeprecationWarning, match="FLUSH_BATCH"),
-    ):
-        message = only(check_settings(), "synerise.W003")
-    assert 'SYNERISE["FLUSH_BATCH"] has been renamed to SYNERISE["BATCH_SIZE"]' in message.msg
-    assert message.hint == 'Rename SYNERISE["FLUSH_BATCH"] to SYNERISE["BATCH_SIZE"].'
-    with override_settings(SYNERISE=synerise(BATCH_SIZE=10)):
-        assert "synerise.W003" not in ids(check_settings())
-
-
-def test_e001_jwt_without_api_key():
+def test_e001_jwt_without_api_key_is_an_error_only_under_deploy():
     with override_settings(SYNERISE=synerise(API_KEY=None)):
-        message = only(check_settings(), "synerise.E001")
-    assert 'SYNERISE["API_KEY"] is not set' in message.msg
-    assert "ENABLED" in message.hint
+        error = only(check_deploy(), "synerise.E001")
+        warning = only(check_settings(), "synerise.W004")
+    assert error.is_serious() and not warning.is_serious()
+    assert 'SYNERISE["API_KEY"] is required to send events' in error.msg
+    assert "ENABLED" in error.hint
+    assert error.msg in warning.msg and "wait in the outbox" in warning.msg
+    assert "--deploy" in warning.hint
     with override_settings(SYNERISE=synerise(API_KEY=None, ENABLED=False)):
-        assert check_settings() == []
+        assert check_settings() == [] and check_deploy() == []
 
 
 def test_e001_basic_needs_workspace_guid_and_api_key():
     with override_settings(SYNERISE=synerise(AUTH="basic")):
-        message = only(check_settings(), "synerise.E001")
-    assert "missing: WORKSPACE_GUID." in message.msg
-    assert 'SYNERISE["WORKSPACE_GUID"]' in message.hint
+        message = only(check_deploy(), "synerise.E001")
+    assert 'SYNERISE["WORKSPACE_GUID"] is required' in message.msg
+    assert 'AUTH="jwt"' in message.hint
     with override_settings(SYNERISE=synerise(AUTH="basic", WORKSPACE_GUID="guid")):
-        assert check_settings() == []
+        assert check_deploy() == []
     with override_settings(SYNERISE=synerise(AUTH="basic", WORKSPACE_GUID="guid", API_KEY="")):
-        assert "missing: API_KEY." in only(check_settings(), "synerise.E001").msg
+        assert 'SYNERISE["API_KEY"] is required' in only(check_deploy(), "synerise.E001").msg
+
+
+@pytest.mark.django_db
+def test_a_missing_key_stops_no_command_but_check_deploy():
+    # Before: every command (migrate, runserver, test ...) exited on synerise.E001.
+    with override_settings(SYNERISE={**synerise(), "API_KEY": None}):
+        call_command("check", tags=[TAG])  # warns, does not raise
+        call_command("migrate", verbosity=0, skip_checks=False)
+        with pytest.raises(SystemCheckError, match=r"synerise\.E001"):
+            call_command("check", deploy=True, tags=[TAG])
 
 
 @pytest.mark.parametrize(
     ("key", "value", "limit"),
     [("BATCH_SIZE", 1001, "1000"), ("MAX_BATCH_BYTES", 2_000_000, "1000000")],
 )
-def test_e002_batch_limits_above_the_api(key, value, limit):
+def test_e000_batch_limits_above_the_api(key, value, limit):
     with override_settings(SYNERISE=synerise(**{key: value})):
-        message = only(check_settings(), "synerise.E002")
-    assert f'SYNERISE["{key}"] is {value}' in message.msg
-    assert limit in message.hint
+        message = only(check_settings(), "synerise.E000")
+    assert f'SYNERISE["{key}"] must be at most {limit}' in message.msg
     with override_settings(SYNERISE=synerise(**{key: int(limit)})):
         assert check_settings() == []
 
 
-def templates_in(directory) -> list[dict[str, Any]]:
-    return [{**settings.TEMPLATES[0], "DIRS": [str(directory)], "APP_DIRS": False}]
-
-
-def test_e003_direct_beacons_need_the_tracker_key(tmp_path):
+def test_e003_direct_beacons_need_the_tracker_key():
     with override_settings(SYNERISE=synerise(BEACON_MODE="direct", TRACKER_KEY=None)):
-        message = only(check_settings(), "synerise.E003")
+        message = only(check_deploy(), "synerise.E003")
+        assert only(check_settings(), "synerise.W004").msg.startswith(message.msg)
     assert "TRACKER_KEY" in message.msg and "first-party" in message.hint
-    with override_settings(
-        SYNERISE=synerise(BEACON_MODE="first-party", TRACKER_KEY=None),
-        TEMPLATES=templates_in(tmp_path),
-    ):
-        assert check_settings() == []
 
 
-def test_e003_a_template_with_the_tracking_code_needs_the_tracker_key(tmp_path):
-    (tmp_path / "shop").mkdir()
-    base = tmp_path / "shop" / "base.html"
-    base.write_text("{% load synerise %}<head>{% synerise_tracking_code %}</head>")
-    (tmp_path / "plain.html").write_text("<p>no tracker here</p>")
-    with override_settings(SYNERISE=synerise(TRACKER_KEY=None), TEMPLATES=templates_in(tmp_path)):
-        message = only(check_settings(), "synerise.E003")
-    assert str(base) in message.msg
-    assert "{% synerise_tracking_code %}" in message.msg
-    assert 'Set SYNERISE["TRACKER_KEY"]' in message.hint
-    with override_settings(TEMPLATES=templates_in(tmp_path)):
-        assert check_settings() == []  # the key is set: nothing to report
-    base.write_text("<head></head>")
-    with override_settings(SYNERISE=synerise(TRACKER_KEY=None), TEMPLATES=templates_in(tmp_path)):
-        assert check_settings() == []
-
-
-def test_e003_finds_the_tag_in_app_templates(tmp_path):
-    # tests/templates/beacon/strict_csp.html (DIRS) and the test app's templates use it.
+def test_w005_page_visits_without_the_tracker_key_under_deploy():
     with override_settings(SYNERISE=synerise(TRACKER_KEY=None)):
-        message = only(check_settings(), "synerise.E003")
-    assert "synerise_tracking_code" in message.msg
+        message = only(check_deploy(), "synerise.W005")
+        assert check_settings() == []  # nothing to say while developing
+    assert "{% synerise_tracking_code %} renders nothing" in message.msg
+    assert 'Set SYNERISE["TRACKER_KEY"]' in message.hint
+    with override_settings(SYNERISE=synerise(TRACKER_KEY=None, PAGE_VISITS={"ENABLED": False})):
+        assert check_deploy() == []
+    assert check_deploy() == []  # the test settings have the key
+
+
+def test_every_check_id_is_documented_in_the_table():
+    from pathlib import Path
+
+    source = (Path(__file__).resolve().parent.parent / "django_synerise" / "checks.py").read_text()
+    emitted = set(re.findall(r'id="(synerise\.[EW]\d{3})"', source))
+    assert emitted == set(CHECKS)
 
 
 def test_w001_plain_http_outside_loopback():
@@ -209,17 +197,6 @@ def test_w001_plain_http_outside_loopback():
 )
 def test_loopback_hosts(url, loopback):
     assert is_loopback_url(url) is loopback
-
-
-def test_w002_middleware_without_the_app():
-    apps_without = [app for app in settings.INSTALLED_APPS if app != "django_synerise"]
-    with override_settings(
-        INSTALLED_APPS=apps_without, MIDDLEWARE=[*settings.MIDDLEWARE, MIDDLEWARE_PATH]
-    ):
-        message = only(check_installation(), "synerise.W002")
-    assert MIDDLEWARE_PATH in message.msg and "INSTALLED_APPS" in message.hint
-    with override_settings(MIDDLEWARE=[*settings.MIDDLEWARE, MIDDLEWARE_PATH]):
-        assert check_installation() == []
 
 
 def test_w002_urls_included_without_rest_framework():

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import warnings
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from django_synerise import conf
-from django_synerise.conf import DEFAULTS, SyneriseSettings, synerise_settings
+from django_synerise.conf import DEFAULTS, SETTINGS, synerise_settings
 from django_synerise.exceptions import SyneriseConfigurationError
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def read(**values):
@@ -209,22 +213,139 @@ def test_import_callable_reports_bad_paths():
     assert synerise_settings.import_callable("CLIENT_RESOLVER", "os.path.join") is not None
 
 
-def test_renamed_key_warns_and_keeps_working(monkeypatch, settings):
-    monkeypatch.setitem(conf.RENAMED_KEYS, "BATCH", "BATCH_SIZE")
-    settings.SYNERISE = {"BATCH": 12}
-    fresh = SyneriseSettings()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert fresh.BATCH_SIZE == 12
-    assert any(
-        issubclass(w.category, DeprecationWarning) and "BATCH_SIZE" in str(w.message)
-        for w in caught
-    )
-
-
 @pytest.mark.parametrize("value", [float("nan"), float("inf")])
 @pytest.mark.parametrize("key", ["LEASE_SECONDS", "RETRY_BACKOFF_BASE", "RETAIN_SENT"])
 def test_non_finite_numbers_are_refused(key, value):
     with override_settings(SYNERISE={key: value}), pytest.raises(SyneriseConfigurationError) as exc:
         getattr(synerise_settings, key)
     assert key in str(exc.value)
+
+
+def test_every_setting_is_one_row_with_a_default_that_passes_its_rule_and_a_doc():
+    tables = [("", SETTINGS)] + [
+        (f"{name}.", row.table) for name, row in SETTINGS.items() if row.table is not None
+    ]
+    for prefix, table in tables:
+        for name, row in table.items():
+            assert row.doc and row.accepts, prefix + name
+            assert "\n" not in row.doc, f"{prefix}{name}: the doc is one line"
+            row.rule(conf.label(name), row.default)
+    assert {name: row.default for name, row in SETTINGS.items()} == DEFAULTS
+    assert set(DEFAULTS["PAGE_VISITS"]) == set(conf.PAGE_VISIT_SETTINGS)
+
+
+def test_a_new_row_is_a_setting(monkeypatch, settings):
+    # Adding a setting is one row: reading, validation and the page follow from it.
+    row = conf.Setting(5, conf.Number(minimum=1, integer=True), "Widgets per gadget.")
+    table = {**SETTINGS, "WIDGETS": row}
+    fresh = conf.SyneriseSettings(table)
+    assert fresh.WIDGETS == 5
+    settings.SYNERISE = {"WIDGETS": 0}
+    fresh.reload()
+    with pytest.raises(SyneriseConfigurationError, match=r'SYNERISE\["WIDGETS"\] must be >= 1'):
+        _ = fresh.WIDGETS
+    monkeypatch.setitem(conf.SECTIONS["Producers"], "WIDGETS", row)
+    assert "| `WIDGETS` | `5` | integer >= 1 | Widgets per gadget. |" in conf.render_reference()
+
+
+def test_unknown_keys_suggest_the_closest_name():
+    with (
+        override_settings(SYNERISE={"BATCHSIZE": 10}),
+        pytest.raises(SyneriseConfigurationError) as exc,
+    ):
+        _ = synerise_settings.BATCH_SIZE
+    assert 'Unknown key(s) in SYNERISE: BATCHSIZE. Did you mean "BATCH_SIZE"?' in str(exc.value)
+    with pytest.raises(SyneriseConfigurationError, match='Did you mean "API_KEY"'):
+        _ = synerise_settings.API_KE
+
+
+def test_unknown_nested_key_lists_the_valid_ones():
+    with (
+        override_settings(SYNERISE={"AUTH_EVENTS": {"LOGIN": True}}),
+        pytest.raises(SyneriseConfigurationError) as exc,
+    ):
+        _ = synerise_settings.AUTH_EVENTS
+    assert 'Unknown key(s) in SYNERISE["AUTH_EVENTS"]: LOGIN.' in str(exc.value)
+    assert "LOGGED_IN, LOGGED_OUT, REGISTERED" in str(exc.value)
+
+
+def test_the_configuration_page_is_generated_from_the_table():
+    # After adding a row: python -m django_synerise.conf docs/configuration.md
+    page = ROOT / "docs" / "configuration.md"
+    assert page.read_text(encoding="utf-8") == conf.render_reference(), (
+        "docs/configuration.md is out of date: run "
+        "`python -m django_synerise.conf docs/configuration.md`"
+    )
+    for name in SETTINGS:
+        assert f"| `{name}` |" in page.read_text(encoding="utf-8")
+
+
+def test_the_module_writes_the_page(tmp_path):
+    target = tmp_path / "configuration.md"
+    result = subprocess.run(
+        [sys.executable, "-m", "django_synerise.conf", str(target)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert target.read_text(encoding="utf-8") == conf.render_reference()
+
+
+def test_resets_run_after_the_settings_reload_for_the_settings_they_name(monkeypatch):
+    monkeypatch.setattr(conf, "_resets", {})
+    seen: list[tuple[str, int]] = []
+
+    def on_synerise():
+        seen.append(("synerise", synerise_settings.BATCH_SIZE))
+
+    def on_anything():
+        seen.append(("any", 0))
+
+    conf.on_setting_changed(on_synerise)
+    conf.on_setting_changed(on_synerise)  # registering again replaces it
+    conf.on_setting_changed(on_anything, settings=None)
+    with override_settings(SYNERISE={"BATCH_SIZE": 7}):
+        assert seen == [("synerise", 7), ("any", 0)]
+    seen.clear()
+    with override_settings(USE_TZ=False):
+        assert seen == [("any", 0)]
+
+
+def test_bound_methods_register_apart():
+    first: dict[str, int] = {"a": 1}
+    second: dict[str, int] = {"b": 2}
+    before = dict(conf._resets)
+    try:
+        conf.on_setting_changed(first.clear, settings=["USE_TZ"])
+        conf.on_setting_changed(second.clear, settings=["USE_TZ"])
+        with override_settings(USE_TZ=False):
+            assert first == {} and second == {}
+    finally:
+        conf._resets.clear()
+        conf._resets.update(before)
+
+
+def test_missing_credentials_is_one_rule():
+    assert conf.missing_credentials("jwt", None, None) == ["API_KEY"]
+    assert conf.missing_credentials("jwt", "key", None) == []
+    assert conf.missing_credentials("basic", "key", None) == ["WORKSPACE_GUID"]
+    assert conf.missing_credentials("basic", "", "") == ["WORKSPACE_GUID", "API_KEY"]
+    message = conf.credentials_message("basic", ["WORKSPACE_GUID", "API_KEY"])
+    assert 'SYNERISE["WORKSPACE_GUID"] and SYNERISE["API_KEY"] are required' in message
+    assert message.endswith(
+        'Set SYNERISE = {"AUTH": "basic", "WORKSPACE_GUID": ..., "API_KEY": ...} in your '
+        "Django settings."
+    )
+
+
+def test_the_client_factory_uses_the_credentials_rule():
+    from django_synerise.transport import build_client
+
+    with (
+        override_settings(SYNERISE={"API_KEY": None}),
+        pytest.raises(SyneriseConfigurationError) as exc,
+    ):
+        build_client()
+    assert str(exc.value) == conf.credentials_message("jwt", ["API_KEY"])

@@ -540,16 +540,3 @@ def test_middleware_without_the_app_installed_fails_at_startup_with_the_fix():
     with modify_settings(INSTALLED_APPS={"remove": ["django_synerise"]}):
         with pytest.raises(ImproperlyConfigured, match='Add "django_synerise" to INSTALLED_APPS'):
             PageVisitMiddleware(lambda request: None)
-
-
-def test_w002_reports_the_middleware_without_the_app():
-    from django.test import modify_settings, override_settings
-
-    from django_synerise.checks import check_installation
-
-    with (
-        override_settings(MIDDLEWARE=["django_synerise.middleware.PageVisitMiddleware"]),
-        modify_settings(INSTALLED_APPS={"remove": ["django_synerise"]}),
-    ):
-        ids = [message.id for message in check_installation()]
-    assert ids == ["synerise.W002"]

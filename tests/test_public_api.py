@@ -10,17 +10,11 @@ import importlib.metadata
 import inspect
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
-from django.test import override_settings
 
 import django_synerise
-from django_synerise import conf
-from django_synerise.conf import synerise_settings
-from django_synerise.exceptions import SyneriseConfigurationError
 
 P = inspect.Parameter
 DOCUMENTED = ["__version__", "events", "track", "track_event", "track_many", "track_model"]
@@ -129,71 +123,3 @@ def test_events_module_exports_the_builders_the_readme_uses():
     for name in ("CustomEvent", "DedicatedEvent", "Transaction", "AIEvent", "page_visit"):
         assert name in events.__all__
         assert callable(getattr(events, name))
-
-
-# Deprecation policy: a renamed SYNERISE key keeps working for one minor release
-# with a DeprecationWarning, then is rejected like any unknown key.
-
-
-@pytest.fixture
-def renamed(monkeypatch):
-    monkeypatch.setitem(conf.RENAMED_KEYS, "FLUSH_BATCH", "BATCH_SIZE")
-
-
-def test_renamed_key_warns_once_and_its_value_moves_to_the_new_key(renamed):
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        with override_settings(SYNERISE={"FLUSH_BATCH": 250}):
-            assert synerise_settings.BATCH_SIZE == 250
-            assert synerise_settings.MAX_BATCH_BYTES == 1_000_000
-            assert "FLUSH_BATCH" not in synerise_settings.user_settings
-    deprecations = [w for w in caught if issubclass(w.category, DeprecationWarning)]
-    assert len(deprecations) == 1
-    assert str(deprecations[0].message) == (
-        'SYNERISE["FLUSH_BATCH"] is deprecated and will be removed in the next minor '
-        'release; rename it to SYNERISE["BATCH_SIZE"].'
-    )
-
-
-def test_renamed_key_does_not_override_the_new_key(renamed):
-    with (
-        pytest.warns(DeprecationWarning, match="FLUSH_BATCH"),
-        override_settings(SYNERISE={"FLUSH_BATCH": 250, "BATCH_SIZE": 500}),
-    ):
-        assert synerise_settings.BATCH_SIZE == 500
-
-
-def test_renamed_value_is_validated_under_the_new_name(renamed):
-    with (
-        pytest.warns(DeprecationWarning, match="FLUSH_BATCH"),
-        override_settings(SYNERISE={"FLUSH_BATCH": 5000}),
-        pytest.raises(SyneriseConfigurationError, match=r'SYNERISE\["BATCH_SIZE"\]'),
-    ):
-        synerise_settings.BATCH_SIZE
-
-
-def test_current_keys_do_not_warn(renamed):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        with override_settings(SYNERISE={"BATCH_SIZE": 250}):
-            assert synerise_settings.BATCH_SIZE == 250
-
-
-def test_a_removed_rename_is_rejected_as_unknown():
-    assert "FLUSH_BATCH" not in conf.RENAMED_KEYS
-    with (
-        override_settings(SYNERISE={"FLUSH_BATCH": 250}),
-        pytest.raises(SyneriseConfigurationError, match=r"Unknown key.*FLUSH_BATCH"),
-    ):
-        synerise_settings.BATCH_SIZE
-
-
-def test_warnings_as_errors_make_manage_py_check_fail_on_a_renamed_key(renamed):
-    # The README's advice: `python -W error::DeprecationWarning manage.py check`.
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        with (
-            pytest.raises(DeprecationWarning, match=r'rename it to SYNERISE\["BATCH_SIZE"\]'),
-            override_settings(SYNERISE={"FLUSH_BATCH": 250, "API_KEY": "k"}),
-        ):
-            call_command("check", tags=["synerise"])
