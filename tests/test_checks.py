@@ -20,6 +20,7 @@ from django_synerise.checks import (
     check_settings,
     is_loopback_url,
 )
+from tests.docs_samples import run_sample
 
 
 def synerise(**overrides: Any) -> dict[str, Any]:
@@ -207,3 +208,14 @@ def test_w002_urls_included_without_rest_framework():
     assert "rest_framework" in message.msg and "rest_framework" in message.hint
     with override_settings(INSTALLED_APPS=apps_without, ROOT_URLCONF="tests.testapp.producer_urls"):
         assert check_installation() == []
+
+
+def test_the_documented_ways_to_quiet_a_missing_key():
+    silenced = run_sample("configuration-silence-missing-keys")["SILENCED_SYSTEM_CHECKS"]
+    disabled = run_sample("configuration-disabled")["SYNERISE"]
+    with override_settings(SYNERISE=synerise(API_KEY=None)):
+        assert ids(run_checks(tags=[TAG])) == ["synerise.W004"]
+        with override_settings(SILENCED_SYSTEM_CHECKS=silenced):
+            assert [m for m in run_checks(tags=[TAG]) if not m.is_silenced()] == []
+    with override_settings(SYNERISE={**synerise(API_KEY=None), **disabled}):
+        assert run_checks(tags=[TAG], include_deployment_checks=True) == []
