@@ -3,16 +3,19 @@
 Public API::
 
     from django_synerise import events, track, track_event, track_many, track_model
+    from django_synerise import atrack, atrack_event, atrack_many
 
 * :func:`track` records a custom event; :func:`track_event` and :func:`track_many`
   record events built with :mod:`django_synerise.events` (dedicated events,
   transactions, AI events); :func:`track_model` declares events for a model's
   saves and deletes.
+* :func:`atrack`, :func:`atrack_event` and :func:`atrack_many` are the same for
+  async code (async views under ASGI, ``asyncio.run()``).
 * ``__version__`` is the installed distribution's version.
 
 Also public (the README's deprecation policy covers them): the modules
-``conf``, ``exceptions``, ``identity``, ``middleware``, ``hooks``, ``outbox``,
-``signals``, ``testing`` and ``tasks`` (each the names in its ``__all__``), the
+``conf``, ``exceptions``, ``identity``, ``middleware``, ``hooks``, ``metrics``,
+``outbox``, ``signals``, ``testing`` and ``tasks`` (each the names in its ``__all__``), the
 management commands, the template tags and the settings. Everything else is an
 implementation detail.
 
@@ -34,12 +37,25 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 if TYPE_CHECKING:
     from . import events
     from .hooks import track_model
-    from .tracking import track, track_event, track_many
+    from .tracking import atrack, atrack_event, atrack_many, track, track_event, track_many
 
-__all__ = ["__version__", "events", "track", "track_event", "track_many", "track_model"]
+__all__ = [
+    "__version__",
+    "atrack",
+    "atrack_event",
+    "atrack_many",
+    "events",
+    "track",
+    "track_event",
+    "track_many",
+    "track_model",
+]
 
 # Public name -> (module, attribute); attribute None means the module itself.
 _LAZY: dict[str, tuple[str, str | None]] = {
+    "atrack": ("django_synerise.tracking", "atrack"),
+    "atrack_event": ("django_synerise.tracking", "atrack_event"),
+    "atrack_many": ("django_synerise.tracking", "atrack_many"),
     "events": ("django_synerise.events", None),
     "track": ("django_synerise.tracking", "track"),
     "track_event": ("django_synerise.tracking", "track_event"),

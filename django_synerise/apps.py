@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib.util import find_spec
+
 from django.apps import AppConfig
 from django.core import checks as django_checks
 
@@ -31,3 +33,8 @@ class SyneriseConfig(AppConfig):
             # A traceback here would stop every command before the checks could
             # say what to fix; the check reports it instead, with the others.
             self.ready_errors.append(err)
+        # Only with the [prometheus] extra: without it, nothing more is imported.
+        if find_spec("prometheus_client") is not None:
+            from . import metrics
+
+            metrics.install()

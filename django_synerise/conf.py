@@ -552,6 +552,12 @@ SECTIONS: dict[str, dict[str, Setting]] = {
             ),
             "Synerise identifier to user attribute, for logged-in users.",
         ),
+        "BEFORE_WRITE": Setting(
+            None,
+            DottedPath(),
+            "`f(record, request) -> record | None` run on every record before it is written; "
+            "`None` drops it (see [Tracking](tracking.md)).",
+        ),
         "PAGE_VISITS": nested(PAGE_VISIT_SETTINGS, "Page visits recorded by the middleware."),
         "MODEL_EVENTS": Setting(
             [],

@@ -147,6 +147,15 @@ def pack(
             yield endpoint, batch_type, chunk
 
 
+#: ``api_request_finished``'s ``outcome`` of a failed request, by error (first match).
+_OUTCOMES: dict[type[SyneriseError], str] = {
+    AuthenticationError: "auth",
+    RateLimitedError: "rate_limited",
+    RejectedError: "rejected",
+    RetryableError: "retry",
+}
+
+
 class _Abort(Exception):
     """Synerise asked us to slow down: release what is left, pause the pass."""
 
@@ -291,6 +300,7 @@ class Dispatcher:
                     }
                 },
             )
+            signals.send_robust(signals.flush_finished, result=result)
         return result
 
     def _deadline(self) -> dt.datetime:
@@ -356,6 +366,30 @@ class Dispatcher:
         if unrecorded:
             result.released += outbox.release(sorted(unrecorded), owner=self.owner)
 
+    def _timed_post(self, endpoint: str, batch_type: str, chunk: Sequence[ClaimedEvent]) -> None:
+        """:meth:`_post`, announced with ``api_request_finished`` (its duration and outcome)."""
+        outcome = "error"
+        started = time.monotonic()
+        try:
+            self._post(endpoint, batch_type, chunk)
+            outcome = "sent"
+        except SyneriseError as err:
+            for error_type, name in _OUTCOMES.items():
+                if isinstance(err, error_type):
+                    outcome = name
+                    break
+            raise
+        finally:
+            signals.send_robust(
+                signals.api_request_finished,
+                endpoint=endpoint,
+                kind=chunk[0].kind,
+                batch_type=batch_type,
+                count=len(chunk),
+                duration=time.monotonic() - started,
+                outcome=outcome,
+            )
+
     def _post(self, endpoint: str, batch_type: str, chunk: Sequence[ClaimedEvent]) -> None:
         texts = [row.payload for row in chunk]
         if endpoint == "events":
@@ -388,7 +422,7 @@ class Dispatcher:
         ids = [row.id for row in chunk]
         result.requests += 1
         try:
-            self._post(endpoint, batch_type, chunk)
+            self._timed_post(endpoint, batch_type, chunk)
         except AuthenticationError as err:
             raise _Refused(err) from err
         except RateLimitedError as err:
@@ -405,7 +439,7 @@ class Dispatcher:
             result.dead += outbox.mark_dead(ids, message, owner=self.owner)
             unrecorded.difference_update(ids)
             logger.warning("event %s rejected by Synerise: %s", ids[0], message)
-            signals.send_robust(signals.events_dead, ids=ids, error=message)
+            signals.send_robust(signals.events_dead, ids=ids, error=message, kind=chunk[0].kind)
             return
         except RetryableError as err:
             message = self._scrub(str(err))
@@ -416,10 +450,7 @@ class Dispatcher:
             logger.warning(
                 "%s request of %d events failed, will retry: %s", endpoint, len(chunk), message
             )
-            if dead:
-                limit = synerise_settings.MAX_ATTEMPTS
-                dead_ids = [row.id for row in chunk if row.attempts + 1 >= limit]
-                signals.send_robust(signals.events_dead, ids=dead_ids, error=message)
+            self._announce_retry(endpoint, chunk, message, retried, dead)
             return
         except SyneriseError as err:  # an unclassified API error: safest is to retry
             message = self._scrub(str(err))
@@ -427,10 +458,32 @@ class Dispatcher:
             result.retried += retried
             result.dead += dead
             unrecorded.difference_update(ids)
+            self._announce_retry(endpoint, chunk, message, retried, dead)
             return
         result.sent += outbox.mark_sent(ids, owner=self.owner)
         unrecorded.difference_update(ids)
-        signals.send_robust(signals.events_sent, ids=ids, endpoint=endpoint, batch_type=batch_type)
+        signals.send_robust(
+            signals.events_sent,
+            ids=ids,
+            endpoint=endpoint,
+            batch_type=batch_type,
+            kind=chunk[0].kind,
+        )
+
+    def _announce_retry(
+        self, endpoint: str, chunk: Sequence[ClaimedEvent], message: str, retried: int, dead: int
+    ) -> None:
+        """``events_retried`` for the rows due again, ``events_dead`` for those out of attempts."""
+        limit = synerise_settings.MAX_ATTEMPTS
+        kind = chunk[0].kind
+        if retried:
+            retried_ids = [row.id for row in chunk if row.attempts + 1 < limit]
+            signals.send_robust(
+                signals.events_retried, ids=retried_ids, endpoint=endpoint, kind=kind, error=message
+            )
+        if dead:
+            dead_ids = [row.id for row in chunk if row.attempts + 1 >= limit]
+            signals.send_robust(signals.events_dead, ids=dead_ids, error=message, kind=kind)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

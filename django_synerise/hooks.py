@@ -99,7 +99,7 @@ def _raise_errors() -> bool:
     return bool(synerise_settings.RAISE_ERRORS)
 
 
-def _enqueue(event: Event) -> OutboxEvent | None:
+def _enqueue(event: Event, request: HttpRequest | None = None) -> OutboxEvent | None:
     """Write ``event`` in the caller's transaction, inside a savepoint when one is open.
 
     The savepoint matters on PostgreSQL: a failed INSERT would otherwise abort
@@ -108,8 +108,8 @@ def _enqueue(event: Event) -> OutboxEvent | None:
     alias = outbox.db_alias()
     if connections[alias].in_atomic_block:
         with db_transaction.atomic(using=alias):
-            return outbox.enqueue(event)
-    return outbox.enqueue(event)
+            return outbox.enqueue(event, request=request)
+    return outbox.enqueue(event, request=request)
 
 
 @dataclass(frozen=True)
@@ -569,7 +569,7 @@ def _auth_event(
         if not client:
             logger.debug("%s skipped: no Synerise identifier", action)
             return None
-        return _enqueue(DedicatedEvent(event_type, client=client))
+        return _enqueue(DedicatedEvent(event_type, client=client), request)
     except Exception:
         if _raise_errors():
             raise

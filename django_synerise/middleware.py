@@ -359,7 +359,7 @@ def record_page_visit(request: HttpRequest, response: Response, arrived: dt.date
     # this module fail when the app is not installed (instead of a clear error).
     from . import outbox
 
-    return outbox.enqueue(event, durable=not filters.async_commit) is not None
+    return outbox.enqueue(event, durable=not filters.async_commit, request=request) is not None
 
 
 def _log_failure(request: HttpRequest) -> None:

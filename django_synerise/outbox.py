@@ -51,6 +51,7 @@ __all__ = [
     "ClaimedEvent",
     "Health",
     "backoff_delay",
+    "before_write",
     "claim",
     "db_alias",
     "enqueue",
@@ -258,12 +259,68 @@ def _write(rows: list[OutboxEvent], *, durable: bool = True) -> None:
         write()
 
 
-def enqueue(event: Event, *, durable: bool = True) -> OutboxEvent | None:
+def before_write(events: Iterable[Event], request: Any = None) -> list[Event]:
+    """Pass each record through ``SYNERISE["BEFORE_WRITE"]``; return the ones to write.
+
+    The hook is called as ``hook(record, request)`` (``request`` is ``None``
+    when the record was not produced for a request: model hooks, commands)
+    and returns the record, a changed copy, or ``None`` to drop it. Dropped
+    records are announced with :data:`~django_synerise.signals.events_dropped`
+    (``reason="before_write"``). A hook that raises, or returns anything but
+    an event or ``None``, drops that record with ``reason="before_write_error"``
+    and a logged error, unless ``SYNERISE["RAISE_ERRORS"]`` is true: then the
+    error propagates and nothing is written. Without a hook the records are
+    returned unchanged.
+
+    Raises :class:`~django_synerise.exceptions.SyneriseConfigurationError`
+    when ``BEFORE_WRITE`` names something that cannot be imported.
+    """
+    records = list(events)
+    hook = synerise_settings.import_callable("BEFORE_WRITE", synerise_settings.BEFORE_WRITE)
+    if hook is None:
+        return records
+    kept: list[Event] = []
+    dropped: list[Event] = []
+    failed: list[Event] = []
+    for record in records:
+        if not isinstance(record, Event):
+            kept.append(record)  # refused with a TypeError when its row is built
+            continue
+        try:
+            result = hook(record, request)
+            if result is not None and not isinstance(result, Event):
+                raise TypeError(
+                    'SYNERISE["BEFORE_WRITE"] must return an event of django_synerise.events '
+                    f"or None, not {type(result).__name__}"
+                )
+        except Exception:
+            if synerise_settings.RAISE_ERRORS:
+                raise
+            logger.exception(
+                'SYNERISE["BEFORE_WRITE"] failed on a %s record; it was not written',
+                record.action,
+                extra={"synerise_action": record.action},
+            )
+            failed.append(record)
+            continue
+        if result is None:
+            dropped.append(record)
+        else:
+            kept.append(result)
+    if dropped:
+        signals.send_robust(signals.events_dropped, events=dropped, reason="before_write")
+    if failed:
+        signals.send_robust(signals.events_dropped, events=failed, reason="before_write_error")
+    return kept
+
+
+def enqueue(event: Event, *, durable: bool = True, request: Any = None) -> OutboxEvent | None:
     """Write one event to the outbox, in the caller's transaction; return the row.
 
     A rollback of the surrounding ``atomic()`` block removes the event with the
     change that caused it. Returns ``None`` (and writes nothing) when
-    ``SYNERISE["ENABLED"]`` is false.
+    ``SYNERISE["ENABLED"]`` is false or ``SYNERISE["BEFORE_WRITE"]`` dropped
+    the event (see :func:`before_write`, which receives ``request``).
 
     ``durable=False`` (the page-visit middleware with ``PAGE_VISITS["ASYNC_COMMIT"]``):
     on PostgreSQL, when no transaction is open, the row's commit returns without
@@ -277,21 +334,26 @@ def enqueue(event: Event, *, durable: bool = True) -> OutboxEvent | None:
     """
     if not synerise_settings.ENABLED:
         return None
-    row = _build_row(event, timezone.now())
+    kept = before_write((event,), request)
+    if not kept:
+        return None
+    row = _build_row(kept[0], timezone.now())
     _write([row], durable=durable)
     return row
 
 
-def enqueue_many(events: Iterable[Event]) -> list[OutboxEvent]:
+def enqueue_many(events: Iterable[Event], *, request: Any = None) -> list[OutboxEvent]:
     """Write many events with one ``bulk_create``; all or nothing.
 
     Every event is serialized and checked before anything is written, so one
-    invalid event leaves the outbox untouched. Returns ``[]`` when disabled.
+    invalid event leaves the outbox untouched. Events dropped by
+    ``SYNERISE["BEFORE_WRITE"]`` (see :func:`before_write`) are left out; the
+    others are written. Returns ``[]`` when disabled.
     """
     if not synerise_settings.ENABLED:
         return []
     now = timezone.now()
-    rows = [_build_row(event, now) for event in events]
+    rows = [_build_row(event, now) for event in before_write(events, request)]
     if rows:
         _write(rows)
     return rows

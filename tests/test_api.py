@@ -555,7 +555,7 @@ def test_a_malformed_drf_rate_names_the_drf_setting(visitor: Client) -> None:
 # -- failures of the outbox -------------------------------------------------------------
 
 
-def _broken_enqueue(event: Any) -> None:
+def _broken_enqueue(event: Any, **kwargs: Any) -> None:
     raise DatabaseError("database is locked")
 
 

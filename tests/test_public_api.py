@@ -17,7 +17,17 @@ import pytest
 import django_synerise
 
 P = inspect.Parameter
-DOCUMENTED = ["__version__", "events", "track", "track_event", "track_many", "track_model"]
+DOCUMENTED = [
+    "__version__",
+    "atrack",
+    "atrack_event",
+    "atrack_many",
+    "events",
+    "track",
+    "track_event",
+    "track_many",
+    "track_model",
+]
 
 
 def test_all_lists_exactly_the_documented_names():
@@ -27,12 +37,24 @@ def test_all_lists_exactly_the_documented_names():
 
 def test_every_public_name_imports():
     # The README's import line.
-    from django_synerise import events, track, track_event, track_many, track_model
+    from django_synerise import (
+        atrack,
+        atrack_event,
+        atrack_many,
+        events,
+        track,
+        track_event,
+        track_many,
+        track_model,
+    )
 
     assert inspect.ismodule(events)
     assert events is importlib.import_module("django_synerise.events")
     for function in (track, track_event, track_many, track_model):
         assert callable(function)
+        assert function.__doc__, f"{function.__name__} has no docstring"
+    for function in (atrack, atrack_event, atrack_many):
+        assert inspect.iscoroutinefunction(function)
         assert function.__doc__, f"{function.__name__} has no docstring"
     for name in django_synerise.__all__:
         assert getattr(django_synerise, name) is not None
@@ -86,22 +108,32 @@ def params(function):
     ]
 
 
-def test_track_signature():
-    assert params(django_synerise.track) == [
+@pytest.mark.parametrize("name", ["track", "atrack"])
+def test_track_signature(name):
+    assert params(getattr(django_synerise, name)) == [
         ("action", P.POSITIONAL_OR_KEYWORD, "<required>"),
-        ("client", P.KEYWORD_ONLY, "<required>"),
+        ("client", P.KEYWORD_ONLY, None),
         ("params", P.KEYWORD_ONLY, None),
         ("label", P.KEYWORD_ONLY, None),
         ("time", P.KEYWORD_ONLY, None),
+        ("request", P.KEYWORD_ONLY, None),
     ]
 
 
-def test_track_event_signature():
-    assert params(django_synerise.track_event) == [("event", P.POSITIONAL_OR_KEYWORD, "<required>")]
+@pytest.mark.parametrize("name", ["track_event", "atrack_event"])
+def test_track_event_signature(name):
+    assert params(getattr(django_synerise, name)) == [
+        ("event", P.POSITIONAL_OR_KEYWORD, "<required>"),
+        ("request", P.KEYWORD_ONLY, None),
+    ]
 
 
-def test_track_many_signature():
-    assert params(django_synerise.track_many) == [("events", P.POSITIONAL_OR_KEYWORD, "<required>")]
+@pytest.mark.parametrize("name", ["track_many", "atrack_many"])
+def test_track_many_signature(name):
+    assert params(getattr(django_synerise, name)) == [
+        ("events", P.POSITIONAL_OR_KEYWORD, "<required>"),
+        ("request", P.KEYWORD_ONLY, None),
+    ]
 
 
 def test_track_model_signature():

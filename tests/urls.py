@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from tests import views as beacon_views
+from tests.testapp import tracking_views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("tests.testapp.producer_urls")),
     path("synerise/", include("django_synerise.urls")),
+    path("tracking/async/", tracking_views.track_async),
     path("beacon-test/", beacon_views.recommendations, name="beacon-recommendations"),
     path("beacon-test/csp/", beacon_views.strict_csp, name="beacon-strict-csp"),
     path("beacon-test/item/<str:item_id>/", beacon_views.landing, name="beacon-landing"),

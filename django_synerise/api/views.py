@@ -216,7 +216,7 @@ class BeaconView(APIView):
 
     def _enqueue(self, event: AIEvent) -> Response:
         try:
-            outbox.enqueue(event)
+            outbox.enqueue(event, request=self.http_request)
         except EventTooLargeError as err:
             return _error(err.message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except Exception:
