@@ -38,7 +38,7 @@ from . import outbox
 from .conf import synerise_settings
 from .events import CLIENT_IDENTIFIERS, CustomEvent, Event
 from .exceptions import InvalidEventError
-from .identity import resolve_client
+from .identity import may_track, resolve_client
 from .models import OutboxEvent
 
 __all__ = [
@@ -110,6 +110,10 @@ def _custom_event(
     time = _aware(time)
     if request is not None:
         params = {**request_context(request), **(params or {})}
+        if not may_track(request):
+            CustomEvent(action, client=_PLACEHOLDER_CLIENT, params=params, label=label, time=time)
+            logger.debug("%s skipped: the visitor may not be tracked", action)
+            return None
         if client is None:
             client = _resolve(action, request)
         if not client:
@@ -152,7 +156,9 @@ def track(
     gets the context of :func:`request_context` (``url``, ``referrer``,
     ``userAgent``, UTM parameters; your ``params`` win over it), and
     ``BEFORE_WRITE`` receives the request. An explicit ``client`` wins over
-    the request's. A request that identifies nobody records nothing and
+    the request's. A request whose visitor may not be tracked
+    (:func:`django_synerise.identity.may_track`: ``CONSENT``, Global Privacy
+    Control, ``RESPECT_DNT``) or that identifies nobody records nothing and
     returns ``None``; an error in identity is logged and swallowed unless
     ``RAISE_ERRORS``, like the page visits' own.
 
@@ -175,8 +181,10 @@ def track_event(event: Event, *, request: HttpRequest | None = None) -> OutboxEv
     """Record any event built with :mod:`django_synerise.events` (dedicated, transaction, AI).
 
     Same guarantees as :func:`track`: one row in the caller's transaction,
-    ``None`` when disabled or dropped by ``BEFORE_WRITE`` (which receives
-    ``request``), errors raised before anything is written.
+    ``None`` when disabled or dropped by ``BEFORE_WRITE``, errors raised
+    before anything is written. ``request`` is only handed to ``BEFORE_WRITE``
+    (the event already names its profile; check consent there if the event
+    needs it).
     """
     return outbox.enqueue(event, request=request)
 

@@ -114,6 +114,25 @@ def test_a_request_that_identifies_nobody_records_nothing_but_still_validates():
         django_synerise.track("no spaces allowed", request=anonymous)
 
 
+def refuse(request: Any) -> bool:
+    return request.COOKIES.get("consent") == "yes"
+
+
+@pytest.mark.django_db
+def test_a_visitor_who_may_not_be_tracked_is_not_recorded():
+    with synerise(CONSENT=refuse):
+        assert django_synerise.track("size.chosen", request=visitor_request()) is None
+        assert (
+            django_synerise.track("size.chosen", request=visitor_request(HTTP_SEC_GPC="1")) is None
+        )
+        with pytest.raises(InvalidEventError, match="action"):
+            django_synerise.track("bad action", request=visitor_request())
+        consenting = visitor_request()
+        consenting.COOKIES["consent"] = "yes"
+        assert django_synerise.track("size.chosen", request=consenting) is not None
+    assert OutboxEvent.objects.count() == 1
+
+
 @pytest.mark.django_db
 def test_without_client_or_request_the_error_names_both():
     with pytest.raises(InvalidEventError, match=r"client.*request="):
