@@ -341,6 +341,18 @@ def _throttle_rate(name: str, value: Any) -> Any:
     return value
 
 
+def _throttle_rate_or_none(name: str, value: Any) -> Any:
+    return None if value is None else _throttle_rate(name, value)
+
+
+def _proxies(name: str, value: Any) -> Any:
+    return None if value is None else Number(integer=True)(name, value)
+
+
+def _max_pending(name: str, value: Any) -> Any:
+    return None if value is None else Number(minimum=1, integer=True)(name, value)
+
+
 _IDENTIFIERS = ("id", "customId", "uuid", "email")
 
 
@@ -399,6 +411,22 @@ PAGE_VISIT_SETTINGS: dict[str, Setting] = {
         Boolean(),
         "PostgreSQL: a page visit's commit does not wait for the disk "
         "(see [Page visits](page-visits.md)).",
+    ),
+    "THROTTLE_RATE": Setting(
+        "60/min",
+        Rule(_throttle_rate_or_none, "DRF rate (`60/min`) or `None`"),
+        "Page visits written per client address (see [Privacy](privacy.md)); `None`: no limit.",
+    ),
+    "KEEP_QUERY_PARAMS": Setting(
+        [],
+        ListOf(str),
+        "Query parameters kept in `url` and `referrer` besides the UTM ones; "
+        "all others are dropped.",
+    ),
+    "MASK_PATHS": Setting(
+        [],
+        ListOf(str),
+        "Path regexes whose matches (or their groups) are reported as `*`.",
     ),
 }
 
@@ -544,6 +572,18 @@ SECTIONS: dict[str, dict[str, Setting]] = {
         ),
         "RESPECT_GPC": Setting(True, Boolean(), "A request with `Sec-GPC: 1` is not tracked."),
         "RESPECT_DNT": Setting(False, Boolean(), "A request with `DNT: 1` is not tracked."),
+        "NUM_PROXIES": Setting(
+            None,
+            Rule(_proxies, "integer >= 0 or `None`"),
+            "Proxies in front of Django: rate limits read the client address from "
+            "`X-Forwarded-For`; `None`: `REMOTE_ADDR` (unless DRF's `NUM_PROXIES` is set).",
+        ),
+        "MAX_PENDING": Setting(
+            500_000,
+            Rule(_max_pending, "integer >= 1 or `None`"),
+            "Pending rows above which page visits and beacons are dropped and counted; "
+            "`None`: no bound.",
+        ),
         "USER_IDENTIFIERS": Setting(
             {"customId": "pk", "email": "email"},
             Rule(

@@ -502,12 +502,20 @@ def flush(
     """Run one flush pass with a client built from settings (or the one given).
 
     This is what ``manage.py synerise_flush`` and the Celery task call. Safe to
-    run in many processes at once: each claims disjoint rows.
+    run in many processes at once: each claims disjoint rows. Once an hour per
+    process it also purges sent rows older than ``RETAIN_SENT`` days
+    (:func:`~django_synerise.outbox.purge_if_due`).
     """
     dispatcher = Dispatcher(
         client, batch_size=batch_size, should_stop=should_stop, on_progress=on_progress
     )
-    return dispatcher.flush(max_events=max_events)
+    result = dispatcher.flush(max_events=max_events)
+    try:
+        outbox.purge_if_due()
+    except Exception:
+        # Housekeeping: a failed purge is retried next hour and never fails delivery.
+        logger.exception("automatic purge of sent outbox rows failed")
+    return result
 
 
 def preview(

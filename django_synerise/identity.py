@@ -50,6 +50,7 @@ __all__ = [
     "may_track",
     "parse_uuid",
     "resolve_client",
+    "resolve_uuid",
     "user_client",
 ]
 
@@ -242,6 +243,21 @@ def resolve_client(request: HttpRequest, *, user: Any = None) -> dict[str, Any] 
     cannot be imported.
     """
     return _resolve(request, user)
+
+
+def resolve_uuid(request: HttpRequest) -> str | None:
+    """The profile UUID of an event that carries nothing else (a beacon's AI event), or ``None``.
+
+    With ``SYNERISE["CLIENT_RESOLVER"]``: the ``uuid`` of what it returns
+    (``None`` when it returns ``None`` or no valid ``uuid``), so a site that
+    decides identity itself decides it for beacons too. Without: the
+    tracker's cookie (:func:`get_cookie_uuid`), never the session. Errors
+    propagate as in :func:`resolve_client`.
+    """
+    if synerise_settings.CLIENT_RESOLVER is None:
+        return get_cookie_uuid(request)
+    client = _resolve(request, None)
+    return parse_uuid(str(client["uuid"])) if client and client.get("uuid") else None
 
 
 def get_client(request: HttpRequest, *, user: Any = None) -> dict[str, Any] | None:

@@ -82,7 +82,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.apps import apps
@@ -92,10 +92,11 @@ from django.http import HttpRequest, HttpResponseBase
 from django.urls import NoReverseMatch, get_urlconf, reverse
 
 from .bots import is_automation, is_bot
-from .conf import on_setting_changed, synerise_settings
+from .conf import on_setting_changed, parse_throttle_rate, synerise_settings
 from .events import page_visit
 from .exceptions import SyneriseConfigurationError
 from .identity import may_track, resolve_client
+from .ratelimit import client_address, hit
 
 __all__ = ["PageVisitMiddleware", "get_page_title", "set_page_title"]
 
@@ -140,6 +141,12 @@ def _compile_any(key: str, patterns: Sequence[str]) -> re.Pattern[str] | None:
     return re.compile("|".join(f"(?:{pattern})" for pattern in patterns))
 
 
+def _compile_each(key: str, patterns: Sequence[str]) -> tuple[re.Pattern[str], ...]:
+    return tuple(
+        compiled for pattern in patterns if (compiled := _compile_any(key, [pattern])) is not None
+    )
+
+
 def _url_path_prefix(url: str | None) -> str | None:
     # Only prefixes served by this site can be excluded; "/" would exclude everything.
     if not url:
@@ -161,6 +168,9 @@ class _Filters:
     content_families: tuple[str, ...]
     exclude: re.Pattern[str] | None
     include: re.Pattern[str] | None
+    mask: tuple[re.Pattern[str], ...]
+    keep_query: frozenset[str]
+    throttle: tuple[int, int] | None
     prefixes: tuple[str, ...]
     exclude_bots: bool
     exclude_automation: bool
@@ -187,6 +197,13 @@ class _Filters:
             content_families=tuple(t[:-1] for t in types if t.endswith("/*")),
             exclude=_compile_any("EXCLUDE_PATHS", config["EXCLUDE_PATHS"]),
             include=_compile_any("INCLUDE_PATHS", config["INCLUDE_PATHS"]),
+            mask=_compile_each("MASK_PATHS", config["MASK_PATHS"]),
+            keep_query=frozenset((*UTM_PARAMETERS, *config["KEEP_QUERY_PARAMS"])),
+            throttle=None
+            if config["THROTTLE_RATE"] is None
+            else parse_throttle_rate(
+                'SYNERISE["PAGE_VISITS"]["THROTTLE_RATE"]', config["THROTTLE_RATE"]
+            ),
             prefixes=tuple(prefixes),
             exclude_bots=config["EXCLUDE_BOTS"],
             exclude_automation=config["EXCLUDE_AUTOMATION"],
@@ -317,6 +334,85 @@ def _cap(value: str | None, limit: int = MAX_URL_CHARS) -> str | None:
     return value[:limit] if value else None
 
 
+def _mask_groups(match: re.Match[str]) -> str:
+    """The match with each of its (outermost, non-empty) groups replaced by ``*``."""
+    text, start = match.group(0), match.start(0)
+    spans = sorted(
+        (match.start(g) - start, match.end(g) - start)
+        for g in range(1, (match.re.groups or 0) + 1)
+        if match.start(g) >= 0 and match.end(g) > match.start(g)
+    )
+    out, last = [], 0
+    for begin, end in spans:
+        if begin < last:
+            continue  # a group nested in one already masked
+        out.append(text[last:begin] + "*")
+        last = end
+    return "".join(out) + text[last:]
+
+
+def _mask(filters: _Filters, path: str) -> str:
+    """``path`` with what ``MASK_PATHS`` matches replaced by ``*`` (its groups, or the match)."""
+    for pattern in filters.mask:
+        path = pattern.sub(_mask_groups if pattern.groups else "*", path)
+    return path
+
+
+def _clean_query(filters: _Filters, query: str) -> str:
+    """Only the UTM parameters and ``KEEP_QUERY_PARAMS``: tokens and e-mails stay home."""
+    if not query:
+        return ""
+    kept = [
+        (key, value)
+        for key, value in parse_qsl(query, keep_blank_values=True)
+        if key in filters.keep_query
+    ]
+    return urlencode(kept)
+
+
+def _clean_url(filters: _Filters, url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(
+        (
+            parts.scheme,
+            parts.netloc,
+            _mask(filters, parts.path),
+            _clean_query(filters, parts.query),
+            "",
+        )
+    )
+
+
+def clean_referrer(request: HttpRequest) -> str | None:
+    """The ``Referer`` as a page visit reports it, or ``None``.
+
+    From another site: only its origin (``https://search.example/``), as
+    browsers send it cross-site by default. From this site: cleaned like the
+    page's own URL (query reduced to UTM and ``KEEP_QUERY_PARAMS``,
+    ``MASK_PATHS`` applied). Anything but an ``http(s)`` URL: ``None``.
+    """
+    raw = request.META.get("HTTP_REFERER")
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(str(raw).strip())
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return None
+    origin = f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}"
+    own = f"{request.scheme}://{request.get_host()}".lower()
+    if origin != own:
+        return _cap(origin + "/")
+    return _cap(_clean_url(_get_filters(), urlunsplit(parts)))
+
+
+def clean_url(request: HttpRequest) -> str:
+    """The page's absolute URL as a page visit reports it: see :func:`clean_referrer`."""
+    return _clean_url(_get_filters(), request.build_absolute_uri())[:MAX_URL_CHARS]
+
+
 def record_page_visit(request: HttpRequest, response: Response, arrived: dt.datetime) -> bool:
     """Resolve the visitor and enqueue the ``page.visit`` event; return whether one was written.
 
@@ -334,6 +430,13 @@ def record_page_visit(request: HttpRequest, response: Response, arrived: dt.date
         )
         return False
     filters = _get_filters()
+    # After identity: only visits that would be written count against the rate.
+    if (
+        filters.throttle is not None
+        and not hit(ACTION, client_address(request), *filters.throttle).allowed
+    ):
+        logger.debug("page.visit skipped for %s: over PAGE_VISITS THROTTLE_RATE", request.path)
+        return False
     extra: Mapping[str, Any] | None = None
     params_func = synerise_settings.import_callable('PAGE_VISITS"]["PARAMS', filters.params)
     if params_func is not None:
@@ -346,9 +449,9 @@ def record_page_visit(request: HttpRequest, response: Response, arrived: dt.date
     query = request.GET
     event = page_visit(
         client=client,
-        url=request.build_absolute_uri()[:MAX_URL_CHARS],
-        path=request.path[:MAX_URL_CHARS],
-        referrer=_cap(request.META.get("HTTP_REFERER")),
+        url=clean_url(request),
+        path=_mask(filters, request.path)[:MAX_URL_CHARS],
+        referrer=clean_referrer(request),
         title=get_page_title(request),
         utm={key: query[key][:MAX_URL_CHARS] for key in UTM_PARAMETERS if query.get(key)},
         user_agent=_cap(request.META.get("HTTP_USER_AGENT")),
@@ -359,7 +462,10 @@ def record_page_visit(request: HttpRequest, response: Response, arrived: dt.date
     # this module fail when the app is not installed (instead of a clear error).
     from . import outbox
 
-    return outbox.enqueue(event, durable=not filters.async_commit, request=request) is not None
+    return (
+        outbox.enqueue_droppable(event, durable=not filters.async_commit, request=request)
+        is not None
+    )
 
 
 def _log_failure(request: HttpRequest) -> None:

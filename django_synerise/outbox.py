@@ -27,15 +27,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import os
 import random
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count, DateTimeField, Field, Max, Min, Q
@@ -50,11 +54,14 @@ from .models import OutboxEvent
 __all__ = [
     "ClaimedEvent",
     "Health",
+    "backlog_full",
     "backoff_delay",
     "before_write",
     "claim",
     "db_alias",
+    "dropped_count",
     "enqueue",
+    "enqueue_droppable",
     "enqueue_many",
     "health",
     "make_owner",
@@ -63,6 +70,7 @@ __all__ = [
     "mark_sent",
     "pending_count",
     "purge",
+    "purge_if_due",
     "release",
     "requeue",
     "stats",
@@ -340,6 +348,106 @@ def enqueue(event: Event, *, durable: bool = True, request: Any = None) -> Outbo
     row = _build_row(kept[0], timezone.now())
     _write([row], durable=durable)
     return row
+
+
+class _Backlog:
+    """This process's view of the pending backlog, for :func:`enqueue_droppable`.
+
+    Counting pending rows on every page visit would cost a query each; the
+    count is taken at most once every ``CHECK_SECONDS`` per process, and
+    bounded (``LIMIT MAX_PENDING + 1``) so it never reads more than the cap.
+    """
+
+    CHECK_SECONDS = 10.0
+    LOG_SECONDS = 60.0
+    DROPPED_KEY = "django_synerise:outbox:dropped"
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.checked_at = -math.inf
+        self.full = False
+        self.dropped = 0  # in this process, since start
+        self.unlogged = 0
+        self.logged_at = -math.inf
+
+    def is_full(self, limit: int) -> bool:
+        now = time.monotonic()
+        if now - self.checked_at < self.CHECK_SECONDS:
+            return self.full
+        self.checked_at = now
+        pending = OutboxEvent.objects.using(db_alias()).filter(status=PENDING)
+        self.full = pending.values("id")[: limit + 1].count() > limit
+        return self.full
+
+    def drop(self, event: Event, limit: int) -> None:
+        with self.lock:
+            self.dropped += 1
+            self.unlogged += 1
+            now = time.monotonic()
+            log = now - self.logged_at >= self.LOG_SECONDS
+            if log:
+                count, self.unlogged, self.logged_at = self.unlogged, 0, now
+        try:
+            cache = caches["default"]
+            if not cache.add(self.DROPPED_KEY, 1, timeout=None):
+                cache.incr(self.DROPPED_KEY)
+        except Exception:  # the shared count is for health(); never fail a request for it
+            logger.debug("could not count a dropped event in the cache", exc_info=True)
+        if log:
+            logger.warning(
+                "outbox over MAX_PENDING (%d pending rows): dropped %d page visits and beacons "
+                "since the last report (latest: %s); is the flusher running?",
+                limit,
+                count,
+                event.action,
+            )
+
+
+_backlog = _Backlog()
+
+
+def enqueue_droppable(
+    event: Event, *, durable: bool = True, request: Any = None
+) -> OutboxEvent | None:
+    """:func:`enqueue` an event the site can afford to lose: a page visit or a beacon.
+
+    When more than ``SYNERISE["MAX_PENDING"]`` rows are pending (a flusher
+    stopped, Synerise down for long, or a flood), the event is dropped instead
+    of written: counted (:func:`dropped_count`, ``health().dropped``) and
+    reported in one WARNING a minute at most, on ``django_synerise.outbox``.
+    Returns ``None`` then. Orders, profiles, model and auth events never come
+    here: they are always written. The backlog is counted at most once every
+    10 seconds per process, so it may overshoot the cap by what arrives in that
+    time. ``MAX_PENDING = None`` turns the bound off. ``durable`` and
+    ``request`` are passed on to :func:`enqueue`.
+    """
+    if synerise_settings.ENABLED and backlog_full():
+        _backlog.drop(event, int(synerise_settings.MAX_PENDING))
+        return None
+    return enqueue(event, durable=durable, request=request)
+
+
+def backlog_full() -> bool:
+    """Whether more than ``MAX_PENDING`` rows are pending, as this process last counted.
+
+    Counts (one bounded query) when the last count is more than 10 seconds
+    old, else answers from it. Always false with ``MAX_PENDING = None``.
+    """
+    limit = synerise_settings.MAX_PENDING
+    return limit is not None and _backlog.is_full(int(limit))
+
+
+def dropped_count() -> int:
+    """Page visits and beacons dropped over ``MAX_PENDING``: all processes sharing the cache.
+
+    Read from Django's ``default`` cache (kept until it is cleared); with a
+    per-process cache, or when the cache fails, this process's own count.
+    """
+    try:
+        shared = caches["default"].get(_Backlog.DROPPED_KEY)
+    except Exception:
+        shared = None
+    return int(shared) if isinstance(shared, int) else _backlog.dropped
 
 
 def enqueue_many(events: Iterable[Event], *, request: Any = None) -> list[OutboxEvent]:
@@ -692,6 +800,26 @@ def requeue(
     return count
 
 
+_last_auto_purge = -math.inf
+#: Seconds between two automatic purges by one flusher process.
+AUTO_PURGE_SECONDS = 3600.0
+
+
+def purge_if_due() -> dict[str, int] | None:
+    """:func:`purge` old sent rows if this process has not done so for an hour; else ``None``.
+
+    The flusher calls it once per pass, so sent rows older than
+    ``RETAIN_SENT`` days go without a scheduled ``synerise_outbox purge``.
+    Dead rows are never purged here: they wait for someone to look at them.
+    """
+    global _last_auto_purge
+    now = time.monotonic()
+    if now - _last_auto_purge < AUTO_PURGE_SECONDS:
+        return None
+    _last_auto_purge = now
+    return purge()
+
+
 def purge(
     *,
     sent_older_than: dt.timedelta | None = None,
@@ -790,6 +918,8 @@ class Health:
             are deleted at once).
         last_sent_age: seconds since ``last_sent_at``.
         dead_last_day: rows that went dead in the last 24 hours.
+        dropped: page visits and beacons not written because more than
+            ``MAX_PENDING`` rows were pending (:func:`dropped_count`).
 
     Suggested alerts: ``oldest_pending_age`` above a few flush intervals plus
     the first retries (15 minutes for a ``--loop`` worker: the flusher is
@@ -806,6 +936,7 @@ class Health:
     last_sent_at: dt.datetime | None
     last_sent_age: float | None = None
     dead_last_day: int = 0
+    dropped: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form (datetimes as ISO 8601 with their offset, ages in seconds)."""
@@ -817,6 +948,7 @@ class Health:
             "pending": self.pending,
             "dead": self.dead,
             "dead_last_day": self.dead_last_day,
+            "dropped": self.dropped,
             "oldest_pending_age": self.oldest_pending_age,
             "last_sent_at": last_sent_at.isoformat() if last_sent_at else None,
             "last_sent_age": self.last_sent_age,
@@ -846,6 +978,7 @@ def health() -> Health:
         last_sent_at=last_sent,
         last_sent_age=max(0.0, (now - last_sent).total_seconds()) if last_sent else None,
         dead_last_day=int(dead["recent"]),
+        dropped=dropped_count(),
     )
 
 

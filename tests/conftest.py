@@ -23,3 +23,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "soak" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits() -> None:
+    """Every test client request comes from 127.0.0.1: rate-limit counters start at zero."""
+    from django.core.cache import caches
+
+    caches["default"].clear()

@@ -232,12 +232,37 @@ def test_allowed_origins_are_accepted(visitor: Client) -> None:
     assert len(rows()) == 2
 
 
+@pytest.fixture
+def refusal_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A refusal log that has not reported yet in this process."""
+    from django_synerise.api import views
+
+    monkeypatch.setattr(views, "_refusals", views._RefusalLog())
+
+
 def test_the_refusal_is_logged_with_the_origin(
-    visitor: Client, caplog: pytest.LogCaptureFixture
+    visitor: Client, caplog: pytest.LogCaptureFixture, refusal_log: None
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="django_synerise.api"):
         post(visitor, VIEW, origin="https://evil.example")
     assert any("https://evil.example" in r.getMessage() for r in caplog.records)
+
+
+def test_refused_beacons_are_throttled_and_logged_once_a_minute(
+    visitor: Client, caplog: pytest.LogCaptureFixture, refusal_log: None
+) -> None:
+    """Before: no throttle for cross-origin posts, and one WARNING each (a log flood)."""
+    with (
+        override_settings(SYNERISE=synerise(BEACON_THROTTLE_RATE="5/min")),
+        caplog.at_level(logging.WARNING, logger="django_synerise.api"),
+    ):
+        codes = [post(visitor, VIEW, origin="https://evil.example").status_code for _ in range(20)]
+        # The refusals used the address's budget: its own pages are throttled too.
+        assert post(visitor, VIEW).status_code == 429
+    assert codes == [403] * 5 + [429] * 15
+    warnings = [r for r in caplog.records if r.name == "django_synerise.api"]
+    assert len(warnings) == 1
+    assert rows() == []
 
 
 @pytest.mark.parametrize(
@@ -476,9 +501,48 @@ def test_the_rate_is_read_at_request_time(visitor: Client) -> None:
         assert post(visitor, VIEW).status_code == 204
 
 
-def test_the_throttle_scope_is_synerise_beacon(visitor: Client) -> None:
-    post(visitor, VIEW)
-    assert cache.get("throttle_synerise_beacon_127.0.0.1")
+def test_throttle_keys_are_hashed_so_a_huge_forwarded_for_is_no_500(visitor: Client) -> None:
+    """Before: the key held X-Forwarded-For verbatim; 230+ characters broke memcached's limit."""
+    from django.core.cache.backends.base import BaseCache
+
+    keys: list[str] = []
+    original = BaseCache.validate_key
+
+    def strict(self: BaseCache, key: str) -> None:
+        keys.append(key)
+        if len(key) > 250:
+            raise AssertionError(f"cache key of {len(key)} characters")
+        original(self, key)
+
+    forwarded = ", ".join(f"10.{i // 256}.{i % 256}.1" for i in range(40))  # ~500 characters
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BaseCache, "validate_key", strict)
+        for proxies in (None, 1, 3):
+            with override_settings(SYNERISE=synerise(NUM_PROXIES=proxies)):
+                assert post(visitor, VIEW, HTTP_X_FORWARDED_FOR=forwarded).status_code == 204
+                assert post(visitor, VIEW, HTTP_X_FORWARDED_FOR="x" * 5000).status_code == 204
+    assert keys and all("10.0" not in key and "127.0.0.1" not in key for key in keys)
+
+
+def test_a_rotating_forwarded_for_does_not_escape_the_throttle(visitor: Client) -> None:
+    """Before: DRF's get_ident trusted X-Forwarded-For: 600 of 600 beacons were written."""
+    with override_settings(SYNERISE=synerise(BEACON_THROTTLE_RATE="10/min")):
+        codes = [
+            post(visitor, VIEW, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}").status_code
+            for n in range(60)
+        ]
+    assert codes.count(204) == 10
+    assert len(rows()) == 10
+
+
+def test_declared_proxies_make_the_forwarded_address_count(visitor: Client) -> None:
+    with override_settings(SYNERISE=synerise(BEACON_THROTTLE_RATE="1/min", NUM_PROXIES=1)):
+        assert post(visitor, VIEW, HTTP_X_FORWARDED_FOR="203.0.113.1").status_code == 204
+        assert post(visitor, VIEW, HTTP_X_FORWARDED_FOR="203.0.113.1").status_code == 429
+        # Behind one proxy, only the last hop is trusted: a forged first hop changes nothing.
+        forged = "198.51.100.7, 203.0.113.1"
+        assert post(visitor, VIEW, HTTP_X_FORWARDED_FOR=forged).status_code == 429
+        assert post(visitor, VIEW, HTTP_X_FORWARDED_FOR="203.0.113.2").status_code == 204
 
 
 def test_a_malformed_rate_names_the_setting(visitor: Client) -> None:
@@ -585,6 +649,9 @@ def test_an_outbox_failure_is_raised_with_raise_errors(
 # -- property: random bodies ------------------------------------------------------------
 
 
+REFUSED_CATEGORIES = ("Cc", "Cs", "Cf", "Zl", "Zp", "Co")
+
+
 def _valid_id(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         return False
@@ -592,7 +659,7 @@ def _valid_id(value: Any) -> bool:
     return (
         bool(text.strip())
         and len(text) <= MAX_ID_LENGTH
-        and not any(unicodedata.category(c) in ("Cc", "Cs") for c in text)
+        and not any(unicodedata.category(c) in REFUSED_CATEGORIES for c in text)
     )
 
 
@@ -617,6 +684,8 @@ def _expected_valid(raw: bytes) -> bool:
         return False
     items = data.get("items", [])
     if not isinstance(items, list) or len(items) > 100 or not all(map(_valid_id, items)):
+        return False
+    if len({str(item) for item in items}) != len(items):
         return False
     if event_type != "recommendation.view" and len(items) != 1:
         return False
@@ -663,7 +732,7 @@ structured = st.fixed_dictionaries(
 
 
 valid_ids = st.integers(min_value=-(10**12), max_value=10**12) | st.text(
-    st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=MAX_ID_LENGTH
+    st.characters(exclude_categories=REFUSED_CATEGORIES), min_size=1, max_size=MAX_ID_LENGTH
 ).filter(str.strip)
 
 
@@ -675,7 +744,7 @@ def near_valid(draw: st.DrawFn) -> dict[str, Any]:
     )
     body: dict[str, Any] = {"type": event_type, "correlationId": draw(valid_ids)}
     if event_type == "recommendation.view":
-        body["items"] = draw(st.lists(valid_ids, max_size=100))
+        body["items"] = draw(st.lists(valid_ids, max_size=100, unique_by=str))
     else:
         body["items"] = [draw(valid_ids)]
     if draw(st.booleans()):
@@ -726,3 +795,96 @@ def test_random_bodies_never_5xx_and_never_write_invalid_input(
     assert len(written) == (1 if valid else 0)
     if valid:
         assert written[0].body["clientUUID"] == VISITOR
+
+
+# -- hostile ids, consent and identity (the security review) ------------------------------
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        "sku\u200b1",  # zero-width space
+        "\u202esku-1",  # right-to-left override
+        "sku-1\u2066",  # left-to-right isolate
+        "\ufeffsku-1",  # byte-order mark
+        "sku\u2028-1",  # line separator
+        "sku-\ue000",  # private use
+    ],
+)
+def test_invisible_and_bidi_characters_are_refused_in_ids(visitor: Client, item: str) -> None:
+    """Before: accepted, so a forged id could look like a real one in Synerise."""
+    for body in (
+        {**VIEW, "items": [item]},
+        {**CLICK, "items": [item]},
+        {**VIEW, "correlationId": item},
+        {**VIEW, "campaignId": item},
+    ):
+        response = post(visitor, body)
+        assert response.status_code == 400, body
+    assert rows() == []
+
+
+def test_repeated_items_are_refused(visitor: Client) -> None:
+    """Before: ["sku-1", "sku-1", ...] was written as it came."""
+    response = post(visitor, {**VIEW, "items": ["sku-1", "sku-2", "sku-1"]})
+    assert response.status_code == 400
+    assert response.json() == {"items": ["Each item may appear only once."]}
+    assert post(visitor, {**VIEW, "items": [7, "7"]}).status_code == 400
+    assert rows() == []
+
+
+def refuse_everyone(request: Any) -> bool:
+    return False
+
+
+def consent_cookie(request: Any) -> bool:
+    return request.COOKIES.get("consent") == "yes"
+
+
+def no_client(request: Any) -> None:
+    return None
+
+
+def account_uuid(request: Any) -> dict[str, Any]:
+    return {"uuid": OTHER_VISITOR, "customId": "42"}
+
+
+def test_beacons_honour_consent_gpc_and_dnt(visitor: Client) -> None:
+    """Before: page visits stopped, beacons were still written."""
+    assert post(visitor, VIEW, HTTP_SEC_GPC="1").status_code == 204
+    with override_settings(SYNERISE=synerise(RESPECT_DNT=True)):
+        assert post(visitor, VIEW, HTTP_DNT="1").status_code == 204
+    with override_settings(SYNERISE=synerise(CONSENT="tests.test_api.refuse_everyone")):
+        assert post(visitor, VIEW).status_code == 204
+    assert rows() == []
+    with override_settings(SYNERISE=synerise(CONSENT="tests.test_api.consent_cookie")):
+        assert post(visitor, VIEW).status_code == 204
+        assert rows() == []
+        visitor.cookies["consent"] = "yes"
+        assert post(visitor, VIEW).status_code == 204
+    assert len(rows()) == 1
+
+
+def test_beacons_follow_the_client_resolver(visitor: Client) -> None:
+    """Before: BeaconView read the cookie and never called CLIENT_RESOLVER."""
+    with override_settings(SYNERISE=synerise(CLIENT_RESOLVER="tests.test_api.no_client")):
+        assert post(visitor, VIEW).status_code == 204
+    assert rows() == []
+    with override_settings(SYNERISE=synerise(CLIENT_RESOLVER="tests.test_api.account_uuid")):
+        assert post(visitor, VIEW).status_code == 204
+    [row] = OutboxEvent.objects.all()
+    assert OTHER_VISITOR in row.payload and VISITOR not in row.payload
+
+
+def test_beacons_are_dropped_and_counted_over_max_pending(
+    visitor: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "_backlog", outbox._Backlog())
+    with override_settings(SYNERISE=synerise(MAX_PENDING=2)):
+        codes = [post(visitor, VIEW).status_code for _ in range(3)]
+        assert len(rows()) == 3  # counted once, at the first write: still below the cap
+        outbox._backlog.checked_at = float("-inf")  # the next write counts again
+        codes += [post(visitor, VIEW).status_code for _ in range(2)]
+    assert codes == [204] * 5
+    assert len(rows()) == 3
+    assert outbox.health().dropped == 2

@@ -45,6 +45,14 @@ def with_middleware(settings: Any) -> None:
     settings.MIDDLEWARE = stack
 
 
+@pytest.fixture(autouse=True)
+def backlog_counted() -> None:
+    """The outbox bound counts pending rows once per 10 s: done here, not inside a query count."""
+    from django_synerise import outbox
+
+    outbox.backlog_full()
+
+
 @pytest.fixture
 def visitor() -> Client:
     """A browser that already ran Synerise's JS tracker."""
@@ -75,9 +83,10 @@ def test_tracked_page_writes_exactly_one_row(
     assert body["action"] == "page.visit"
     assert body["client"] == {"uuid": UUID}
     assert body["params"] == {
-        "url": "http://testserver/producers/pages/plain/?utm_source=news&utm_campaign=spring&q=shoes",
+        # Only UTM parameters stay; a cross-site referrer is cut to its origin.
+        "url": "http://testserver/producers/pages/plain/?utm_source=news&utm_campaign=spring",
         "path": "/producers/pages/plain/",
-        "referrer": "https://search.example/?q=shoes",
+        "referrer": "https://search.example/",
         "utm_source": "news",
         "utm_campaign": "spring",
         "userAgent": CHROME,
@@ -540,3 +549,114 @@ def test_middleware_without_the_app_installed_fails_at_startup_with_the_fix():
     with modify_settings(INSTALLED_APPS={"remove": ["django_synerise"]}):
         with pytest.raises(ImproperlyConfigured, match='Add "django_synerise" to INSTALLED_APPS'):
             PageVisitMiddleware(lambda request: None)
+
+
+# Privacy and abuse (the security review) --------------------------------------------------
+
+
+def test_query_strings_keep_only_utm_and_the_allow_list(visitor: Client) -> None:
+    """Before: ``?token=...&email=...`` was stored verbatim in ``url``."""
+    query = "?token=s3cr3t&email=ann%40example.com&utm_source=news&page=2&code=oauth"
+    visitor.get("/producers/pages/plain/" + query)
+    with page_visits(KEEP_QUERY_PARAMS=["page"]):
+        visitor.get("/producers/pages/plain/" + query)
+    first, second = (event["params"] for event in events())
+    assert first["url"] == "http://testserver/producers/pages/plain/?utm_source=news"
+    assert second["url"] == "http://testserver/producers/pages/plain/?utm_source=news&page=2"
+    payloads = json.dumps(events())
+    for secret in ("s3cr3t", "ann@example.com", "ann%40example.com", "oauth"):
+        assert secret not in payloads
+
+
+def test_referrers_are_cut_to_their_origin_across_sites_and_cleaned_on_this_one(
+    visitor: Client,
+) -> None:
+    """Before: a Referer carrying a session id reached Synerise as sent."""
+    visitor.get(
+        "/producers/pages/plain/",
+        HTTP_REFERER="https://user:pw@mail.example:8443/inbox?sid=abc#m1",
+    )
+    visitor.get(
+        "/producers/pages/plain/",
+        HTTP_REFERER="http://testserver/producers/pages/plain/?sid=abc&utm_medium=mail",
+    )
+    visitor.get("/producers/pages/plain/", HTTP_REFERER="javascript:alert(1)")
+    referrers = [event["params"].get("referrer") for event in events()]
+    assert referrers == [
+        "https://mail.example:8443/",
+        "http://testserver/producers/pages/plain/?utm_medium=mail",
+        None,
+    ]
+
+
+def test_mask_paths_hide_tokens_in_paths_and_exclude_paths_skip_pages(visitor: Client) -> None:
+    with page_visits(
+        MASK_PATHS=[r"^/producers/pages/(plain)/"], EXCLUDE_PATHS=[r"^/producers/pages/private/"]
+    ):
+        visitor.get(
+            "/producers/pages/plain/", HTTP_REFERER="http://testserver/producers/pages/plain/"
+        )
+        visitor.get("/producers/pages/private/account/")
+    with page_visits(MASK_PATHS=[r"pages/plain"]):
+        visitor.get("/producers/pages/plain/")
+    first, second = (event["params"] for event in events())
+    assert first["path"] == "/producers/pages/*/"
+    assert first["url"] == "http://testserver/producers/pages/*/"
+    assert first["referrer"] == "http://testserver/producers/pages/*/"
+    assert second["path"] == "/producers/*/"
+
+
+def refuse_consent(request: Any) -> bool:
+    return False
+
+
+def test_refused_consent_and_gpc_write_nothing(visitor: Client) -> None:
+    with synerise(CONSENT="tests.test_middleware.refuse_consent"):
+        visitor.get("/producers/pages/plain/")
+    visitor.get("/producers/pages/plain/", HTTP_SEC_GPC="1")
+    assert events() == []
+
+
+def test_minted_cookies_do_not_escape_the_page_visit_throttle() -> None:
+    """Before: a fresh ``_snrs_uuid`` per request wrote a row for every request."""
+    import uuid
+
+    with page_visits(THROTTLE_RATE="5/min"):
+        for _ in range(20):
+            client = Client(HTTP_USER_AGENT="curl/8.5.0")
+            client.cookies["_snrs_uuid"] = str(uuid.uuid4())
+            forged = f"198.51.100.{uuid.uuid4().int % 250}"
+            assert (
+                client.get("/producers/pages/plain/", HTTP_X_FORWARDED_FOR=forged).status_code
+                == 200
+            )
+        assert len(events()) == 5
+        other = Client(HTTP_USER_AGENT=CHROME, REMOTE_ADDR="10.0.0.9")
+        other.cookies["_snrs_uuid"] = UUID
+        other.get("/producers/pages/plain/")
+    assert len(events()) == 6
+    with page_visits(THROTTLE_RATE=None):
+        visitor = Client(HTTP_USER_AGENT=CHROME)
+        visitor.cookies["_snrs_uuid"] = UUID
+        visitor.get("/producers/pages/plain/")
+    assert len(events()) == 7
+
+
+def test_page_visits_are_dropped_over_max_pending_but_other_events_are_not(
+    visitor: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django_synerise import outbox, track
+
+    monkeypatch.setattr(outbox, "_backlog", outbox._Backlog())
+    with synerise(MAX_PENDING=1), caplog.at_level(logging.WARNING, "django_synerise.outbox"):
+        track("order.placed", client={"customId": "7"})
+        track("order.placed", client={"customId": "8"})
+        for _ in range(3):
+            assert visitor.get("/producers/pages/plain/").status_code == 200
+        track("order.placed", client={"customId": "9"})
+    assert events() == []
+    assert OutboxEvent.objects.filter(action="order.placed").count() == 3
+    assert outbox.health().dropped == 3
+    assert outbox.health().as_dict()["dropped"] == 3
+    # One report a minute, not one line per dropped visit.
+    assert len([r for r in caplog.records if "MAX_PENDING" in r.getMessage()]) == 1

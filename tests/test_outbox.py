@@ -504,3 +504,23 @@ def test_without_use_tz_stats_health_and_purge_use_local_time():
         rows[2].pk,
         rows[4].pk,
     ]
+
+
+def test_the_flusher_purges_old_sent_rows_once_an_hour(monkeypatch, synerise_stand_in):
+    """Before: sent rows stayed until someone ran ``synerise_outbox purge``."""
+    from django_synerise import dispatch
+
+    monkeypatch.setattr(outbox, "_last_auto_purge", float("-inf"))
+    rows = django_synerise.track_many([custom(i) for i in range(4)])
+    old = timezone.now() - dt.timedelta(days=8)
+    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows[:2]]).update(status="sent", sent_at=old)
+    OutboxEvent.objects.filter(pk=rows[2].pk).update(status="dead", dead_at=old)
+    result = dispatch.flush()
+    assert result.sent == 1
+    # The two old sent rows are gone; the one just sent and the dead one stay.
+    assert sorted(OutboxEvent.objects.values_list("status", flat=True)) == ["dead", "sent"]
+    rows = django_synerise.track_many([custom(9)])
+    OutboxEvent.objects.filter(status="sent").update(sent_at=old)
+    dispatch.flush()
+    assert OutboxEvent.objects.filter(sent_at=old).count() == 1  # next purge in an hour
+    assert outbox.purge_if_due() is None

@@ -28,9 +28,12 @@ MAX_ID_LENGTH = 256
 MAX_POSITION = 100_000
 
 _CLICK_TYPES = ("recommendation.click", "item.search.click")
-# Control characters and lone surrogates: nothing a real id contains, and a lone
-# surrogate cannot even be encoded as UTF-8 for the outbox row.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cs"})
+# Control characters and lone surrogates (a lone surrogate cannot even be encoded
+# as UTF-8 for the outbox row), and what renders as nothing or reorders text:
+# format characters (zero-width spaces and joiners, bidi overrides, BOM), line and
+# paragraph separators, private use. Nothing a real id contains, and an id that
+# looks like another one in Synerise's UI is how a forged one would hide.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Cf", "Zl", "Zp", "Co"})
 
 
 class ShortIdField(serializers.Field):  # type: ignore[type-arg]
@@ -44,7 +47,7 @@ class ShortIdField(serializers.Field):  # type: ignore[type-arg]
         "invalid": "Must be a string or an integer.",
         "blank": "This field may not be blank.",
         "max_length": f"Ensure this field has no more than {MAX_ID_LENGTH} characters.",
-        "characters": "Must not contain control characters.",
+        "characters": "Must not contain control, invisible or bidirectional-override characters.",
     }
 
     def to_internal_value(self, data: Any) -> str:
@@ -83,7 +86,8 @@ class BeaconSerializer(serializers.Serializer):  # type: ignore[type-arg]
 
     Rules: ``type`` is one of ``recommendation.view``, ``recommendation.click``,
     ``item.search.click``; ``items`` holds at most ``SYNERISE["BEACON_MAX_ITEMS"]``
-    ids (a view may have none, a click has exactly the clicked one);
+    distinct ids (a view may have none, a click has exactly the clicked one);
+    ids refuse control, invisible and bidi-override characters;
     ``item.search.click`` needs its 1-based ``position``, which other types
     ignore. Unknown keys are ignored.
     """
@@ -107,6 +111,8 @@ class BeaconSerializer(serializers.Serializer):  # type: ignore[type-arg]
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         event_type = attrs["type"]
         attrs["items"] = list(attrs.get("items") or [])
+        if len(set(attrs["items"])) != len(attrs["items"]):
+            raise serializers.ValidationError({"items": ["Each item may appear only once."]})
         if event_type in _CLICK_TYPES and len(attrs["items"]) != 1:
             raise serializers.ValidationError(
                 {"items": ["A click carries exactly one item: the one clicked."]}

@@ -16,6 +16,7 @@ from ..conf import (
     parse_throttle_rate,
     synerise_settings,
 )
+from ..ratelimit import client_address, hit
 
 __all__ = ["BeaconRateThrottle"]
 
@@ -33,10 +34,12 @@ class BeaconRateThrottle(SimpleRateThrottle):
     imported, so ``override_settings`` could not change it. Every rate string
     DRF accepts works (``"5/hours"``: the period counts by its first letter).
 
-    Clients are told apart by DRF's ``get_ident()`` (``REMOTE_ADDR``, or
-    ``X-Forwarded-For`` as ``REST_FRAMEWORK["NUM_PROXIES"]`` says: set it
-    behind a proxy, or one shared address gets everyone's budget), not by the
-    ``_snrs_uuid`` cookie, which a client can change at will.
+    Clients are told apart by :func:`django_synerise.ratelimit.client_address`
+    (``REMOTE_ADDR``, or ``X-Forwarded-For`` only when the site declares its
+    proxies), not by the ``_snrs_uuid`` cookie, which a client can change at
+    will; the counting is :func:`django_synerise.ratelimit.hit` (a sliding
+    window, atomic counters, hashed cache keys) instead of DRF's history list,
+    which parallel requests could overwrite.
 
     Raises :class:`~django_synerise.exceptions.SyneriseConfigurationError`,
     naming the setting, for a malformed rate.
@@ -45,6 +48,7 @@ class BeaconRateThrottle(SimpleRateThrottle):
     scope = BEACON_THROTTLE_SCOPE
     # Which setting the rate came from, for the error message of a malformed one.
     _rate_setting = _SYNERISE_KEY
+    _retry_after: float | None = None
 
     def get_rate(self) -> str | None:
         rates = api_settings.DEFAULT_THROTTLE_RATES
@@ -60,5 +64,13 @@ class BeaconRateThrottle(SimpleRateThrottle):
             return (None, None)
         return parse_throttle_rate(self._rate_setting, rate)
 
-    def get_cache_key(self, request: Request, view: APIView) -> str:
-        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+    def allow_request(self, request: Request, view: APIView) -> bool:
+        limit, period = self.parse_rate(self.rate)
+        if limit is None or period is None:
+            return True
+        decision = hit(self.scope, client_address(request), limit, period)
+        self._retry_after = decision.retry_after
+        return decision.allowed
+
+    def wait(self) -> float | None:
+        return self._retry_after

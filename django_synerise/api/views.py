@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,7 +24,7 @@ from .. import outbox
 from ..conf import synerise_settings
 from ..events import AIEvent
 from ..exceptions import EventTooLargeError, InvalidEventError
-from ..identity import get_cookie_uuid
+from ..identity import may_track, resolve_uuid
 from .serializers import BeaconSerializer
 from .throttling import BeaconRateThrottle
 
@@ -78,8 +80,38 @@ class SameOriginPermission(BasePermission):
         allowed.update(normalize_origin(o) for o in synerise_settings.BEACON_ALLOWED_ORIGINS)
         if origin is not None and origin in allowed:
             return True
-        logger.warning("Refused a cross-origin beacon from %r", (source or "")[:200])
+        _refusals.note((source or "")[:200])
         return False
+
+
+class _RefusalLog:
+    """One WARNING a minute at most for refused beacons, with how many there were.
+
+    A flood of forged requests must not become a flood of log lines.
+    """
+
+    SECONDS = 60.0
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.count = 0
+        self.logged_at = -1e18
+
+    def note(self, source: str) -> None:
+        with self.lock:
+            self.count += 1
+            now = time.monotonic()
+            if now - self.logged_at < self.SECONDS:
+                return
+            count, self.count, self.logged_at = self.count, 0, now
+        logger.warning(
+            "Refused %d cross-origin beacon(s) since the last report; latest from %r",
+            count,
+            source,
+        )
+
+
+_refusals = _RefusalLog()
 
 
 class _ASCIIJSONRenderer(JSONRenderer):
@@ -124,12 +156,18 @@ class BeaconView(APIView):
     :class:`~django_synerise.api.serializers.BeaconSerializer`. Answers:
 
     ===  ===============================================================
-    204  accepted: one ``AIEvent`` row written in the outbox; also when the
-         visitor has no ``_snrs_uuid`` cookie yet (a visitor without a
-         Synerise profile cannot be attributed: nothing is written, a debug
-         line is logged, and a ``sendBeacon`` has no use for an error)
+    204  accepted: one ``AIEvent`` row written in the outbox; also when
+         nothing is written because the visitor may not be tracked
+         (:func:`~django_synerise.identity.may_track`: ``CONSENT``,
+         ``Sec-GPC``, ``DNT``), has no profile UUID yet (no ``_snrs_uuid``
+         cookie, or a ``CLIENT_RESOLVER`` that gives no ``uuid``; a debug
+         line is logged), or the outbox holds more than ``MAX_PENDING``
+         pending rows (counted, see
+         :func:`~django_synerise.outbox.enqueue_droppable`): a
+         ``sendBeacon`` has no use for an error
     400  not a JSON object, or field errors (``{"items": [...]}``); nothing written
-    403  cross-origin (see :class:`SameOriginPermission`)
+    403  cross-origin (see :class:`SameOriginPermission`; checked after the
+         throttle, so refused requests count against the rate too)
     405  any method but ``POST``
     413  body larger than ``SYNERISE["BEACON_MAX_BYTES"]``
     415  a content type other than JSON or plain text
@@ -138,8 +176,9 @@ class BeaconView(APIView):
     503  the outbox could not be written (logged; raised when ``RAISE_ERRORS``)
     ===  ===============================================================
 
-    The profile comes only from the cookie: a ``clientUUID`` in the body is
-    ignored, so nobody can post events on another visitor's behalf.
+    The profile comes only from the request (cookie, or ``CLIENT_RESOLVER``:
+    :func:`~django_synerise.identity.resolve_uuid`): a ``clientUUID`` in the
+    body is ignored, so nobody can post events on another visitor's behalf.
     """
 
     # CSRF: sendBeacon cannot add the CSRF token or any header. APIView.as_view()
@@ -149,7 +188,10 @@ class BeaconView(APIView):
     # Origin themselves and pages cannot forge it. The endpoint reads no session
     # and changes nothing but the caller's own (cookie-identified) events.
     authentication_classes: list[Any] = []
-    permission_classes = [SameOriginPermission]
+    # The origin check runs in initial(), after the throttle (DRF checks permissions
+    # first): refused requests then count against the rate before they are logged.
+    permission_classes: list[Any] = []
+    origin_check = SameOriginPermission
     throttle_classes = [BeaconRateThrottle]
     renderer_classes = [_ASCIIJSONRenderer]
     parser_classes: list[Any] = []
@@ -161,8 +203,18 @@ class BeaconView(APIView):
         self.http_request = request
         return super().initialize_request(request, *args, **kwargs)
 
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        """DRF's checks (the throttle among them), then the same-origin check."""
+        super().initial(request, *args, **kwargs)
+        check = self.origin_check()
+        if not check.has_permission(request, self):
+            self.permission_denied(request, message=check.message)
+
     def post(self, request: Request) -> Response:
-        """Validate the beacon, attribute it to the cookie's profile, enqueue it."""
+        """Validate the beacon, attribute it to the visitor's profile, enqueue it."""
+        if not may_track(self.http_request):
+            # Consent refused (CONSENT, Sec-GPC, DNT): nothing written, nothing to tell.
+            return Response(status=status.HTTP_204_NO_CONTENT)
         limit = int(synerise_settings.BEACON_MAX_BYTES)
         too_large = f"The body is larger than {limit} bytes."
         try:
@@ -195,10 +247,22 @@ class BeaconView(APIView):
             return _error(serializer.errors, status.HTTP_400_BAD_REQUEST)
         beacon = serializer.validated_data
 
-        client_uuid = get_cookie_uuid(self.http_request)
+        try:
+            client_uuid = resolve_uuid(self.http_request)
+        except Exception:
+            if synerise_settings.RAISE_ERRORS:
+                raise
+            logger.exception(
+                "Could not resolve the visitor of a %s beacon",
+                beacon["type"],
+                extra={"synerise_action": beacon["type"]},
+            )
+            return Response(status=status.HTTP_204_NO_CONTENT)
         if client_uuid is None:
             logger.debug(
-                "Dropped a %s beacon: the visitor has no _snrs_uuid cookie", beacon["type"]
+                "Dropped a %s beacon: the visitor has no _snrs_uuid cookie "
+                "(or CLIENT_RESOLVER gave no uuid)",
+                beacon["type"],
             )
             return Response(status=status.HTTP_204_NO_CONTENT)
         try:
@@ -216,7 +280,7 @@ class BeaconView(APIView):
 
     def _enqueue(self, event: AIEvent) -> Response:
         try:
-            outbox.enqueue(event, request=self.http_request)
+            outbox.enqueue_droppable(event, request=self.http_request)
         except EventTooLargeError as err:
             return _error(err.message, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         except Exception:
