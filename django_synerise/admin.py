@@ -271,12 +271,13 @@ class OutboxEventAdmin(_ModelAdmin):
         """One kind of match per kind of term, instead of ``icontains`` on every column.
 
         * ``123``: the row with that id (a primary-key lookup);
-        * ``customId:7``: a client identifier; matches each identifier in
-          ``client_key`` by prefix (``customId:7`` finds ``customId:7`` and
+        * ``customId:7``: a client identifier, exactly: one of the identifiers
+          in ``client_key`` is that one (``customId:7`` does not find
           ``customId:70``);
         * anything else: an action by prefix (``page.`` finds every
           ``page.*``), an event salt exactly, or a bare identifier value
-          (``ann@example.com`` finds ``email:ann@example.com``).
+          exactly (``ann@example.com`` finds ``email:ann@example.com``, not
+          ``email:ann@example.com.au``).
 
         Row ids are an index lookup; the other conditions are case-sensitive
         ``=`` and ``LIKE`` (no ``UPPER()``), and one page of results costs at
@@ -290,10 +291,20 @@ class OutboxEventAdmin(_ModelAdmin):
         if term.isascii() and term.isdigit():
             condition = Q(pk=int(term))
         elif _IDENTIFIER_TERM.match(term):
-            condition = Q(client_key__startswith=term) | Q(client_key__contains=f" {term}")
+            # client_key is "key:value key:value": a whole pair starts the
+            # string or follows a space, and ends it or precedes a space.
+            condition = (
+                Q(client_key=term)
+                | Q(client_key__startswith=f"{term} ")
+                | Q(client_key__endswith=f" {term}")
+                | Q(client_key__contains=f" {term} ")
+            )
         else:
             condition = (
-                Q(action__startswith=term) | Q(salt=term) | Q(client_key__contains=f":{term}")
+                Q(action__startswith=term)
+                | Q(salt=term)
+                | Q(client_key__endswith=f":{term}")
+                | Q(client_key__contains=f":{term} ")
             )
         return queryset.filter(condition), False
 

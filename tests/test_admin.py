@@ -164,13 +164,36 @@ def test_search_by_id_identifier_action_prefix_salt_and_bare_value(admin_client)
     assert row_ids(response) == [meow.pk]
     assert paginator_text(response) == "1 outbox event"
     assert search_count_text(response) == "1 result"
-    assert row_ids(admin_client.get(url + "customId:7")) == sorted([bark.pk, meow.pk])  # prefix
+    assert row_ids(admin_client.get(url + "customId:7")) == [bark.pk]  # exactly, not customId:70
     assert row_ids(admin_client.get(url + "email:ann@example.com")) == [bark.pk]
     assert row_ids(admin_client.get(url + "ann@example.com")) == [bark.pk]
     assert row_ids(admin_client.get(url + "dog.")) == [bark.pk]
     assert row_ids(admin_client.get(url + bark.salt)) == [bark.pk]
     # Not a substring search: the middle of an action finds nothing.
     assert row_ids(admin_client.get(url + "bark")) == []
+
+
+def test_identifier_search_is_exact_wherever_the_identifier_stands(admin_client):
+    first = django_synerise.track("a.b", client={"customId": "5", "email": "ann@example.com"})
+    middle = django_synerise.track(
+        "a.b", client={"uuid": "0f8fad5b-d9cb-469f-a165-70867728950e", "customId": "5", "id": 9}
+    )
+    last = django_synerise.track("a.b", client={"email": "bo@example.com", "customId": "5"})
+    alone = django_synerise.track("a.b", client={"customId": "5"})
+    longer = django_synerise.track(
+        "a.b", client={"customId": "59900", "email": "ann@example.com.au"}
+    )
+    assert None not in (first, middle, last, alone, longer)
+    url = reverse(CHANGELIST) + "?q="
+
+    expected = sorted(row.pk for row in (first, middle, last, alone))
+    assert row_ids(admin_client.get(url + "customId:5")) == expected
+    assert row_ids(admin_client.get(url + "customId:59900")) == [longer.pk]
+    assert row_ids(admin_client.get(url + "customId:599")) == []
+    assert row_ids(admin_client.get(url + "email:ann@example.com")) == [first.pk]
+    # A bare value is exact too.
+    assert row_ids(admin_client.get(url + "ann@example.com")) == [first.pk]
+    assert row_ids(admin_client.get(url + "ann@example.com.au")) == [longer.pk]
 
 
 def test_row_page_is_read_only_with_a_pretty_payload(admin_client):
