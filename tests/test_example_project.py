@@ -126,6 +126,9 @@ def test_demo_delivers_every_simulated_action_to_the_stand_in(shop_env: dict[str
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "a local stand-in at http://127.0.0.1:" in result.stdout
+    # The shoppers are simulated in process: the demo never claims a server it did not start.
+    [simulating] = [line for line in result.stdout.splitlines() if "Simulating" in line]
+    assert "in this process" in simulating and "no server listens" in simulating
     table = delivery_table(result.stdout)
     assert set(table) == set(DEMO_ACTIONS)
     for action, (endpoint, event_type) in DEMO_ACTIONS.items():

@@ -120,8 +120,9 @@ class Command(BaseCommand):
     def _simulate(self, visitors: int, seed: int | None) -> collections.Counter[str]:
         self.stdout.write(
             self.style.MIGRATE_HEADING(
-                f"\nSimulating {visitors} shoppers at http://{HOST}/ "
-                "(middleware, model hooks, auth hooks, beacon endpoint)"
+                f"\nSimulating {visitors} shoppers in this process with Django's test client "
+                f"(no server listens on http://{HOST}/ meanwhile; `make run` serves the shop "
+                "there to click through)"
             )
         )
         began = time.monotonic()
