@@ -51,7 +51,7 @@ from django_synerise.identity import get_client
 from django_synerise.models import OutboxEvent
 from django_synerise.testing import LocalSynerise
 from tests import docs_samples
-from tests.docs_samples import ROOT, all_text, blocks, page_of, run_sample, sample
+from tests.docs_samples import ROOT, blocks, page_of, run_sample, sample
 
 EXAMPLE = ROOT / "example_project"
 VISITOR = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -462,6 +462,75 @@ def test_service_samples_run_a_loop_worker(name: str) -> None:
     assert line.startswith("/srv/shop/.venv/bin/python manage.py")
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_celery_samples_wire_a_worker_that_drains_the_outbox(tmp_path: Path) -> None:
+    """A project made of the docs' celery.py, __init__.py and settings, run as the docs say."""
+    from django.db import connection
+
+    from django_synerise import track_many
+    from tests.drain import settings_for
+    from tests.workers import Worker, mixed_events, worker_env
+
+    redis = pytest.importorskip("redis")  # what "celery[redis]" installs
+    broker = os.environ.get("CELERY_TEST_BROKER_URL", "redis://127.0.0.1:6379/13")
+    try:
+        redis.Redis.from_url(broker, socket_connect_timeout=2).ping()
+    except redis.exceptions.RedisError as err:
+        pytest.skip(f"no Redis broker at {broker}: {err}")
+    assert shlex.split(sample("celery-install")) == [
+        "pip",
+        "install",
+        "./django-synerise[celery]",
+        "celery[redis]",
+    ]
+    assert re.search(r"^celery = \[", (ROOT / "pyproject.toml").read_text(), re.MULTILINE)
+    project = tmp_path / "myproject"
+    project.mkdir()
+    (project / "__init__.py").write_text(sample("celery-init"))
+    (project / "celery.py").write_text(sample("celery-app"))
+    documented = sample("celery-beat")
+    queue = f"synerise-docs-{uuid.uuid4().hex[:12]}"
+    (project / "settings.py").write_text(
+        "from tests.settings import *  # noqa: F403\n\n"
+        + documented.replace('"redis://127.0.0.1:6379/0"', repr(broker))
+        + "\n# The test's own: a quick schedule, and a queue no other test run reads.\n"
+        + 'CELERY_BEAT_SCHEDULE["synerise-flush-outbox"]["schedule"] = 0.5\n'
+        + f"CELERY_TASK_DEFAULT_QUEUE = {queue!r}\n"
+    )
+    command = shlex.split(sample("celery-worker"))
+    assert command[:4] == ["celery", "-A", "myproject", "worker"]
+
+    with LocalSynerise(record="salts") as server:
+        env = worker_env(connection.settings_dict, settings_for(server))
+        del env["DJANGO_SETTINGS_MODULE"]  # celery.py's setdefault names myproject.settings
+        env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+        track_many(mixed_events(200, ai=False))
+        worker = Worker(
+            "docs-celery",
+            [
+                *command[1:],
+                *("-n", f"{queue}@%h", "-s", str(tmp_path / "beat")),
+                *("--without-gossip", "--without-mingle", "--without-heartbeat"),
+            ],
+            env,
+            tmp_path,
+            module="celery",
+            ready_marker=" ready.",
+            merge_stderr=True,
+        ).start()
+        try:
+            assert server.wait_for_events(200, timeout=120), worker.diagnostics()
+            code = worker.terminate()
+        finally:
+            worker.stop_quietly()
+        counts = server.salt_counts()
+
+    assert code == 0, worker.diagnostics()
+    assert len(counts) == 200 and max(counts.values()) == 1
+    assert "django_synerise.tasks.flush_outbox" in "\n".join(worker.lines)
+
+
 def test_celery_beat_sample_names_the_task() -> None:
     from django_synerise.tasks import flush_outbox
 
@@ -728,13 +797,117 @@ def test_run_by_hand_commands_exist() -> None:
     assert '"http://127.0.0.1:8089"' in (EXAMPLE / "shopsite" / "settings.py").read_text()
 
 
-def test_pip_line_names_this_distribution() -> None:
+def test_install_from_a_checkout_names_this_repository() -> None:
+    clone, install = sample("install-checkout").splitlines()
+    url = shlex.split(clone)[2]
     pyproject = (ROOT / "pyproject.toml").read_text()
-    name = re.search(r'^name = "([^"]+)"$', pyproject, re.MULTILINE)
-    assert name is not None
-    assert sample("pip").strip() == f"pip install {name.group(1)}"
-    assert f"pip install {name.group(1)}[celery]" in all_text()
-    assert re.search(r"^celery = \[", pyproject, re.MULTILINE)
+    # The clone's folder is the one pip installs; the repository is the project's own.
+    assert shlex.split(clone)[:2] == ["git", "clone"]
+    assert f'Source = "{url.removesuffix(".git")}"' in pyproject
+    folder = url.removesuffix(".git").rsplit("/", 1)[1]
+    assert shlex.split(install) == ["pip", "install", f"./{folder}"]
+    assert re.search(r'^name = "django-synerise"$', pyproject, re.MULTILINE)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "sqlite").startswith("sqlite"),
+    reason="database-independent; runs with the SQLite suite",
+)
+def test_install_from_a_built_wheel(tmp_path: Path) -> None:
+    """The README's two wheel lines, with this checkout for ``./django-synerise``."""
+    import django_synerise
+
+    build, install = (shlex.split(line) for line in sample("install-wheel").splitlines())
+    assert build[:3] == ["python", "-m", "build"] and build[-1] == "./django-synerise"
+    outdir = build.index("--outdir") + 1
+    build[outdir] = str(tmp_path / build[outdir])
+    subprocess.run(
+        [sys.executable, *build[1:-1], str(ROOT)], check=True, capture_output=True, timeout=300
+    )
+    # The file the README names is the one the build wrote (its version is this one's).
+    assert install[:2] == ["pip", "install"]
+    wheel = tmp_path / install[2]
+    assert wheel.exists(), sorted(p.name for p in (tmp_path / "dist").iterdir())
+    assert wheel.name.startswith(f"django_synerise-{django_synerise.__version__}-")
+    # Installed on its own (dependencies are this environment's), it is importable.
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            target,
+            wheel,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    installed = subprocess.run(
+        [sys.executable, "-c", "import django_synerise; print(django_synerise.__file__)"],
+        env={**os.environ, "PYTHONPATH": str(target)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert Path(installed).is_relative_to(target)
+    assert (target / "django_synerise" / "static" / "django_synerise" / "beacon.js").exists()
+
+
+@pytest.mark.django_db
+def test_curl_records_a_page_visit_only_with_the_cookie(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from urllib.parse import urlsplit
+
+    from django.http import HttpResponse
+
+    words = shlex.split(sample("curl-page-visit"))
+    assert words[:2] == ["curl", "--cookie"] and len(words) == 4
+    name, value = words[2].split("=", 1)
+    url = urlsplit(words[3])
+    urls = url_module(monkeypatch, path(url.path.lstrip("/"), lambda request: HttpResponse("<p>")))
+    as_curl = {"HTTP_USER_AGENT": "curl/8.5.0", "HTTP_HOST": url.netloc}
+
+    with override_settings(ROOT_URLCONF=urls, MIDDLEWARE=with_page_visits()):
+        assert client.get(url.path, **as_curl).status_code == 200
+        assert bodies("page.visit") == []  # "nothing happens" without the cookie
+        client.cookies[name] = value
+        assert client.get(url.path, **as_curl).status_code == 200
+
+    [body] = bodies("page.visit")
+    assert body["client"] == {"uuid": value}
+    assert body["params"]["url"] == words[3]
+
+
+def test_the_suite_runs_on_the_databases_the_readme_names() -> None:
+    engines = []
+    for line in sample("test-on-other-databases").splitlines():
+        assignment, *command = shlex.split(line)
+        assert command == ["make", "test"]
+        key, url = assignment.split("=", 1)
+        assert key == "DATABASE_URL"
+        engine = subprocess.run(
+            [sys.executable, "-c", "import tests.settings as s; print(s.DATABASES['default'])"],
+            cwd=ROOT,
+            env={**os.environ, "DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        engines.append(ast.literal_eval(engine)["ENGINE"])
+    assert engines == ["django.db.backends.postgresql", "django.db.backends.mysql"]
+    # CI runs the PostgreSQL and MariaDB suites with the same URLs.
+    ci = (ROOT / ".ci" / "run").read_text() if (ROOT / ".ci" / "run").exists() else ""
+    for line in sample("test-on-other-databases").splitlines():
+        assert not ci or line.split()[0] in ci
 
 
 def _free_port() -> int:
