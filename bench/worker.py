@@ -62,8 +62,6 @@ def flush(args: dict[str, Any]) -> dict[str, Any]:
 
     connection.ensure_connection()
     # Imported now, like the baseline's modules: start-up is not what is measured.
-    import django_synerise.management.commands.synerise_flush
-    import django_synerise.transport  # noqa: F401
 
     profile = args.get("profile")
     profiler = None

@@ -40,6 +40,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
+from .endpoints import API_MAX_BYTES, API_MAX_ITEMS
 from .exceptions import SyneriseConfigurationError
 
 __all__ = [
@@ -61,9 +62,9 @@ __all__ = [
 
 SETTING_NAME = "SYNERISE"
 
-#: Synerise's own hard limits for ``/v4/events/batch``.
-API_MAX_BATCH_SIZE = 1000
-API_MAX_BATCH_BYTES = 1_000_000
+#: Synerise's own hard limits for ``/v4/events/batch``; their home is the endpoint table.
+API_MAX_BATCH_SIZE = API_MAX_ITEMS
+API_MAX_BATCH_BYTES = API_MAX_BYTES
 
 
 def label(*path: str) -> str:

@@ -30,12 +30,15 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from django.db import close_old_connections
+from django.db.utils import DatabaseError
 from django.utils import timezone
 
 from . import outbox, signals
 from .conf import synerise_settings
+from .endpoints import API_MAX_ITEMS, Endpoint, SendOptions, endpoint_for
 from .exceptions import (
     AuthenticationError,
     RateLimitedError,
@@ -44,12 +47,15 @@ from .exceptions import (
     SyneriseError,
 )
 from .models import OutboxEvent
-from .outbox import AI_BATCH_OVERHEAD, ClaimedEvent
+from .outbox import ClaimedEvent
 
 if TYPE_CHECKING:
     from .client import SyneriseClient
 
 __all__ = ["Dispatcher", "FlushResult", "PlannedRequest", "flush", "preview"]
+
+#: The result fields that add up over passes (``--loop`` totals).
+_COUNTERS = ("sent", "retried", "dead", "released", "requests", "rate_limited")
 
 logger = logging.getLogger("django_synerise.dispatch")
 
@@ -73,12 +79,26 @@ class FlushResult:
         """Sent events per second of the pass."""
         return self.sent / self.duration if self.duration > 0 else 0.0
 
+    @property
+    def handled(self) -> int:
+        """Rows this pass is done with: recorded (sent, retried, dead) or released."""
+        return self.sent + self.retried + self.dead + self.released
+
     def add(self, other: FlushResult) -> None:
         """Accumulate another pass into this one (for ``--loop`` totals)."""
-        for name in ("sent", "retried", "dead", "released", "requests", "rate_limited"):
+        for name in _COUNTERS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.duration += other.duration
         self.remaining = other.remaining
+        self.stopped_by = other.stopped_by
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form: the counters, ``remaining``, ``duration`` (ms precision), ``stopped_by``."""
+        data: dict[str, Any] = {name: getattr(self, name) for name in _COUNTERS}
+        data["remaining"] = self.remaining
+        data["duration"] = round(self.duration, 3)
+        data["stopped_by"] = self.stopped_by
+        return data
 
     def summary(self) -> str:
         """``sent N, retried N, dead N, remaining N in S s (R events/s)``."""
@@ -92,59 +112,57 @@ class FlushResult:
 
 @dataclass(frozen=True)
 class PlannedRequest:
-    """One request a pass would send (``--dry-run``)."""
+    """One request a pass would send (``--dry-run``).
+
+    ``endpoint`` is the row's name in :data:`~django_synerise.endpoints.ENDPOINTS`,
+    ``group`` the key its items share (the AI event type; ``""`` for endpoints
+    that mix), ``path`` where it would go.
+    """
 
     endpoint: str
-    batch_type: str
+    group: str
+    path: str
     count: int
     size: int
     ids: list[int] = field(repr=False)
 
 
-def _endpoint(row: ClaimedEvent) -> tuple[str, str]:
-    if row.kind == "event":
-        return ("events", "")
-    if row.kind == "transaction":
-        return ("transactions", "")
-    return ("ai", row.batch_type)
-
-
-def _limits(endpoint: str, batch_size: int) -> tuple[int, int, int]:
-    """(max events, max bytes, bytes of the request wrapper) for an endpoint."""
-    max_bytes = int(synerise_settings.MAX_BATCH_BYTES)
-    if endpoint == "events":
-        return (batch_size, max_bytes, 2)
-    if endpoint == "transactions":
-        return (int(synerise_settings.TRANSACTION_BATCH_SIZE), max_bytes, 2)
-    return (int(synerise_settings.AI_BATCH_SIZE), max_bytes, AI_BATCH_OVERHEAD)
+def item_limit(endpoint: Endpoint, batch_size: int | None = None) -> int:
+    """Items per request to ``endpoint``; ``batch_size`` overrides ``BATCH_SIZE`` where it applies."""
+    if batch_size is not None and endpoint.items_setting == "BATCH_SIZE":
+        return min(batch_size, endpoint.max_items or batch_size)
+    return endpoint.item_limit(synerise_settings)
 
 
 def pack(
-    rows: Sequence[ClaimedEvent], batch_size: int
-) -> Iterator[tuple[str, str, list[ClaimedEvent]]]:
-    """Group rows by endpoint and cut each group into requests within count and byte limits.
+    rows: Sequence[ClaimedEvent], batch_size: int | None = None
+) -> Iterator[tuple[Endpoint, str, list[ClaimedEvent]]]:
+    """Group rows by endpoint and group key; cut each group into requests within the limits.
 
-    Yields ``(endpoint, batch_type, rows)``; ``batch_type`` is the AI event type
-    for AI batches (one type per request), ``""`` otherwise. Order within a
-    group is kept. A row too large for any request cannot exist: enqueue
-    refuses it.
+    Yields ``(endpoint, group, rows)``, one per request, with the endpoint's
+    item and byte limits (:mod:`~django_synerise.endpoints`) kept and the
+    order within a group kept. A row too large for any request cannot
+    exist: enqueue refuses it.
     """
     groups: dict[tuple[str, str], list[ClaimedEvent]] = {}
     for row in rows:
-        groups.setdefault(_endpoint(row), []).append(row)
-    for (endpoint, batch_type), members in groups.items():
-        max_count, max_bytes, wrapper = _limits(endpoint, batch_size)
+        endpoint = endpoint_for(row.kind)
+        groups.setdefault((endpoint.name, endpoint.group_key(row.batch_type)), []).append(row)
+    for (name, group), members in groups.items():
+        endpoint = endpoint_for(name)
+        max_count = item_limit(endpoint, batch_size)
+        max_bytes = endpoint.byte_limit(synerise_settings)
         chunk: list[ClaimedEvent] = []
-        chunk_bytes = wrapper
+        chunk_bytes = endpoint.wrapper_bytes
         for row in members:
             # +1 for the comma between items.
             if chunk and (len(chunk) >= max_count or chunk_bytes + row.size + 1 > max_bytes):
-                yield endpoint, batch_type, chunk
-                chunk, chunk_bytes = [], wrapper
+                yield endpoint, group, chunk
+                chunk, chunk_bytes = [], endpoint.wrapper_bytes
             chunk.append(row)
             chunk_bytes += row.size + 1
         if chunk:
-            yield endpoint, batch_type, chunk
+            yield endpoint, group, chunk
 
 
 #: ``api_request_finished``'s ``outcome`` of a failed request, by error (first match).
@@ -177,7 +195,8 @@ class Dispatcher:
 
     ``should_stop`` is polled between requests: when it returns true the pass
     finishes the request in flight, releases what it has not sent and returns
-    (``stopped_by="stop"``). ``sleep`` is injectable so tests control time.
+    (``stopped_by="stop"``). ``sleep`` is injectable so tests control time;
+    a command passes a wait that a signal interrupts.
     """
 
     def __init__(
@@ -188,31 +207,24 @@ class Dispatcher:
         batch_size: int | None = None,
         should_stop: Callable[[], bool] | None = None,
         on_progress: Callable[[FlushResult], None] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], Any] = time.sleep,
     ) -> None:
         if client is None:
-            from .transport import build_client
+            from .factory import build_client
 
             client = build_client()
         self.client = client
         self.owner = owner or outbox.make_owner()
         self.batch_size = int(batch_size or synerise_settings.BATCH_SIZE)
-        if not 1 <= self.batch_size <= 1000:
-            raise ValueError(f"batch_size must be between 1 and 1000, not {self.batch_size}")
+        if not 1 <= self.batch_size <= API_MAX_ITEMS:
+            raise ValueError(
+                f"batch_size must be between 1 and {API_MAX_ITEMS}, not {self.batch_size}"
+            )
         self.should_stop = should_stop or (lambda: False)
         self.on_progress = on_progress
         self.sleep = sleep
         self._lease_deadline = timezone.now()
         self._refused: dict[str, AuthenticationError] = {}
-        self._secrets = [
-            s
-            for s in (
-                synerise_settings.API_KEY,
-                synerise_settings.TRACKER_KEY,
-                synerise_settings.WORKSPACE_GUID,
-            )
-            if s
-        ]
 
     # -- one pass -----------------------------------------------------------
 
@@ -271,34 +283,13 @@ class Dispatcher:
                 result.remaining = outbox.pending_count()
             except Exception:  # the database may be what failed
                 result.remaining = None
+            fields = result.as_dict()
             logger.log(
                 # An idle pass (--loop polls every few seconds) is only worth DEBUG.
                 logging.INFO if result.requests or result.released else logging.DEBUG,
-                "flush pass: sent=%d retried=%d dead=%d released=%d requests=%d "
-                "rate_limited=%d remaining=%s duration=%.3fs stopped_by=%s",
-                result.sent,
-                result.retried,
-                result.dead,
-                result.released,
-                result.requests,
-                result.rate_limited,
-                result.remaining,
-                result.duration,
-                result.stopped_by,
-                extra={
-                    "synerise_flush": {
-                        "sent": result.sent,
-                        "retried": result.retried,
-                        "dead": result.dead,
-                        "released": result.released,
-                        "requests": result.requests,
-                        "rate_limited": result.rate_limited,
-                        "remaining": result.remaining,
-                        "duration": round(result.duration, 3),
-                        "stopped_by": result.stopped_by,
-                        "owner": self.owner,
-                    }
-                },
+                "flush pass: %s",
+                " ".join(f"{name}={value}" for name, value in fields.items()),
+                extra={"synerise_flush": {**fields, "owner": self.owner}},
             )
             signals.send_robust(signals.flush_finished, result=result)
         return result
@@ -327,17 +318,17 @@ class Dispatcher:
         """Send claimed rows; on abort release every row not yet recorded."""
         unrecorded = {row.id for row in rows}
         try:
-            for endpoint, batch_type, chunk in pack(rows, self.batch_size):
-                if endpoint in self._refused:
+            for endpoint, group, chunk in pack(rows, self.batch_size):
+                if endpoint.name in self._refused:
                     continue  # left unrecorded: released below, due again next pass
                 try:
-                    self._send(endpoint, batch_type, chunk, result, unrecorded)
+                    self._send(endpoint, group, chunk, result, unrecorded)
                 except _Refused as refused:
-                    self._refused[endpoint] = refused.error
+                    self._refused[endpoint.name] = refused.error
                     logger.error(
-                        "Synerise refused the credentials for %s events; their rows are "
-                        "released, the other endpoints go on: %s",
-                        endpoint,
+                        "Synerise refused the credentials for %s; their rows are released, "
+                        "the other endpoints go on: %s",
+                        endpoint.label,
                         refused.error,
                     )
                 if self.on_progress is not None:
@@ -366,12 +357,12 @@ class Dispatcher:
         if unrecorded:
             result.released += outbox.release(sorted(unrecorded), owner=self.owner)
 
-    def _timed_post(self, endpoint: str, batch_type: str, chunk: Sequence[ClaimedEvent]) -> None:
-        """:meth:`_post`, announced with ``api_request_finished`` (its duration and outcome)."""
+    def _timed_post(self, endpoint: Endpoint, group: str, chunk: Sequence[ClaimedEvent]) -> None:
+        """One request for ``chunk``, announced with ``api_request_finished`` (duration, outcome)."""
         outcome = "error"
         started = time.monotonic()
         try:
-            self._post(endpoint, batch_type, chunk)
+            self.client.send(endpoint, [row.payload for row in chunk], group=group)
             outcome = "sent"
         except SyneriseError as err:
             for error_type, name in _OUTCOMES.items():
@@ -382,27 +373,18 @@ class Dispatcher:
         finally:
             signals.send_robust(
                 signals.api_request_finished,
-                endpoint=endpoint,
-                kind=chunk[0].kind,
-                batch_type=batch_type,
+                endpoint=endpoint.name,
+                kind=endpoint.name,
+                batch_type=group,
                 count=len(chunk),
                 duration=time.monotonic() - started,
                 outcome=outcome,
             )
 
-    def _post(self, endpoint: str, batch_type: str, chunk: Sequence[ClaimedEvent]) -> None:
-        texts = [row.payload for row in chunk]
-        if endpoint == "events":
-            self.client.send_batch(texts)
-        elif endpoint == "transactions":
-            self.client.send_transactions(texts)
-        else:
-            self.client.send_ai_batch(batch_type, texts)
-
     def _send(
         self,
-        endpoint: str,
-        batch_type: str,
+        endpoint: Endpoint,
+        group: str,
         chunk: list[ClaimedEvent],
         result: FlushResult,
         unrecorded: set[int],
@@ -413,16 +395,16 @@ class Dispatcher:
             # were slow). Leave them unrecorded: the end of _deliver releases those
             # still ours; sending them could deliver them twice.
             logger.warning(
-                "the lease of %d %s events ran out before they were sent; "
+                "the lease of %d %s ran out before they were sent; "
                 "they are due again for the next pass",
                 len(chunk),
-                endpoint,
+                endpoint.label,
             )
             return
         ids = [row.id for row in chunk]
         result.requests += 1
         try:
-            self._timed_post(endpoint, batch_type, chunk)
+            self._timed_post(endpoint, group, chunk)
         except AuthenticationError as err:
             raise _Refused(err) from err
         except RateLimitedError as err:
@@ -432,32 +414,26 @@ class Dispatcher:
                 # Synerise refuses a whole batch for one bad event: halve until
                 # the bad ones are alone, so the good ones still go out.
                 middle = len(chunk) // 2
-                self._send(endpoint, batch_type, chunk[:middle], result, unrecorded)
-                self._send(endpoint, batch_type, chunk[middle:], result, unrecorded)
+                self._send(endpoint, group, chunk[:middle], result, unrecorded)
+                self._send(endpoint, group, chunk[middle:], result, unrecorded)
                 return
-            message = self._scrub(str(err))
+            message = self.client.redact(str(err))
             result.dead += outbox.mark_dead(ids, message, owner=self.owner)
             unrecorded.difference_update(ids)
             logger.warning("event %s rejected by Synerise: %s", ids[0], message)
             signals.send_robust(signals.events_dead, ids=ids, error=message, kind=chunk[0].kind)
             return
-        except RetryableError as err:
-            message = self._scrub(str(err))
+        except SyneriseError as err:
+            # Retryable (network, 5xx), or an unclassified API error: safest is to retry.
+            message = self.client.redact(str(err))
             retried, dead = outbox.mark_retry(chunk, message, owner=self.owner)
             result.retried += retried
             result.dead += dead
             unrecorded.difference_update(ids)
-            logger.warning(
-                "%s request of %d events failed, will retry: %s", endpoint, len(chunk), message
-            )
-            self._announce_retry(endpoint, chunk, message, retried, dead)
-            return
-        except SyneriseError as err:  # an unclassified API error: safest is to retry
-            message = self._scrub(str(err))
-            retried, dead = outbox.mark_retry(chunk, message, owner=self.owner)
-            result.retried += retried
-            result.dead += dead
-            unrecorded.difference_update(ids)
+            if isinstance(err, RetryableError):
+                logger.warning(
+                    "request of %d %s failed, will retry: %s", len(chunk), endpoint.label, message
+                )
             self._announce_retry(endpoint, chunk, message, retried, dead)
             return
         result.sent += outbox.mark_sent(ids, owner=self.owner)
@@ -465,30 +441,84 @@ class Dispatcher:
         signals.send_robust(
             signals.events_sent,
             ids=ids,
-            endpoint=endpoint,
-            batch_type=batch_type,
-            kind=chunk[0].kind,
+            endpoint=endpoint.name,
+            batch_type=group,
+            kind=endpoint.name,
         )
 
     def _announce_retry(
-        self, endpoint: str, chunk: Sequence[ClaimedEvent], message: str, retried: int, dead: int
+        self,
+        endpoint: Endpoint,
+        chunk: Sequence[ClaimedEvent],
+        message: str,
+        retried: int,
+        dead: int,
     ) -> None:
         """``events_retried`` for the rows due again, ``events_dead`` for those out of attempts."""
         limit = synerise_settings.MAX_ATTEMPTS
-        kind = chunk[0].kind
+        kind = endpoint.name
         if retried:
             retried_ids = [row.id for row in chunk if row.attempts + 1 < limit]
             signals.send_robust(
-                signals.events_retried, ids=retried_ids, endpoint=endpoint, kind=kind, error=message
+                signals.events_retried, ids=retried_ids, endpoint=kind, kind=kind, error=message
             )
         if dead:
             dead_ids = [row.id for row in chunk if row.attempts + 1 >= limit]
             signals.send_robust(signals.events_dead, ids=dead_ids, error=message, kind=kind)
 
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "[redacted]")
-        return text
+    # -- many passes --------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        loop: bool = False,
+        interval: float = 5.0,
+        max_events: int | None = None,
+        on_pass: Callable[[FlushResult], None] | None = None,
+        report: Callable[[str], None] | None = None,
+    ) -> FlushResult:
+        """One pass, or with ``loop`` passes until ``should_stop()``; return the totals.
+
+        Between passes a loop waits ``interval`` seconds (through ``sleep``)
+        when the outbox had nothing due left or Synerise asked to slow down,
+        and goes straight on otherwise. ``max_events`` bounds the rows handled
+        over all passes. A database error ends a single pass with the error;
+        a loop outlives it (the connection is re-opened on the next pass; the
+        rows it held are released by their lease) and says so through
+        ``report``. ``on_pass`` sees each pass's result. Raises
+        :class:`~django_synerise.exceptions.AuthenticationError` as
+        :meth:`flush` does.
+        """
+        started = time.monotonic()
+        total = FlushResult()
+        budget = max_events
+        while True:
+            try:
+                result = self.flush(max_events=budget)
+            except DatabaseError as err:
+                if not loop:
+                    raise
+                if report is not None:
+                    report(f"database error, reconnecting: {err.__class__.__name__}")
+                close_old_connections()
+                self.sleep(min(interval, 1.0) or 0.1)
+                continue
+            total.add(result)
+            if on_pass is not None:
+                on_pass(result)
+            if budget is not None:
+                budget -= result.handled
+                if budget <= 0:
+                    break
+            if not loop or self.should_stop():
+                break
+            if result.stopped_by in ("drained", "rate_limited"):
+                self.sleep(interval)
+                if self.should_stop():
+                    break
+            close_old_connections()
+        total.duration = time.monotonic() - started
+        return total
 
 
 def flush(
@@ -522,7 +552,6 @@ def preview(
     *, max_events: int | None = None, batch_size: int | None = None
 ) -> list[PlannedRequest]:
     """The requests a pass would send now, without claiming, sending or changing anything."""
-    size = int(batch_size or synerise_settings.BATCH_SIZE)
     queryset = (
         OutboxEvent.objects.using(outbox.db_alias())
         .filter(status="pending", next_attempt_at__lte=timezone.now())
@@ -532,17 +561,18 @@ def preview(
     if max_events is not None:
         queryset = queryset[:max_events]
     rows = [ClaimedEvent(*values) for values in queryset.iterator(chunk_size=2000)]
-    _, _, ai_wrapper = _limits("ai", size)
-    planned = []
-    for endpoint, batch_type, chunk in pack(rows, size):
-        wrapper = ai_wrapper if endpoint == "ai" else 2
-        planned.append(
-            PlannedRequest(
-                endpoint=endpoint,
-                batch_type=batch_type,
-                count=len(chunk),
-                size=wrapper + sum(row.size + 1 for row in chunk) - 1,
-                ids=[row.id for row in chunk],
-            )
+    options = SendOptions(
+        ai_events_api=synerise_settings.AI_EVENTS_API,
+        ai_timestamp_format=synerise_settings.AI_TIMESTAMP_FORMAT,
+    )
+    return [
+        PlannedRequest(
+            endpoint=endpoint.name,
+            group=group,
+            path=endpoint.url_path(options, group),
+            count=len(chunk),
+            size=endpoint.request_size([row.size for row in chunk]),
+            ids=[row.id for row in chunk],
         )
-    return planned
+        for endpoint, group, chunk in pack(rows, batch_size)
+    ]

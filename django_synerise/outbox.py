@@ -47,6 +47,7 @@ from django.utils import timezone
 
 from . import signals
 from .conf import on_setting_changed, synerise_settings
+from .endpoints import endpoint_for
 from .events import AIEvent, Event, dumps
 from .exceptions import EventTooLargeError
 from .models import OutboxEvent
@@ -81,9 +82,6 @@ logger = logging.getLogger("django_synerise.outbox")
 PENDING = "pending"
 SENT = "sent"
 DEAD = "dead"
-
-#: Bytes the AI batch wrapper ``{"eventType":"...","items":[...]}`` adds around its items.
-AI_BATCH_OVERHEAD = 64
 
 
 class ClaimedEvent(NamedTuple):
@@ -142,9 +140,10 @@ def _build_row(event: Event, now: dt.datetime) -> OutboxEvent:
         body = event.to_payload()
     payload = dumps(body)
     size = len(payload.encode("utf-8"))
-    limit = synerise_settings.MAX_BATCH_BYTES
-    overhead = AI_BATCH_OVERHEAD if event.kind == "ai" else 2
-    if size + overhead > limit:
+    # The endpoint's own limit: a request holding this event alone must fit.
+    endpoint = endpoint_for(event.kind)
+    limit = endpoint.byte_limit(synerise_settings)
+    if endpoint.request_size([size]) > limit:
         raise EventTooLargeError(size, limit)
     occurred_at = event.occurred_at
     return OutboxEvent(

@@ -2,8 +2,11 @@
 
 Every signal is sent with ``sender=OutboxEvent``. ``kind`` is the record's
 kind as stored in the outbox (``"event"``, ``"transaction"``, ``"ai"``, and
-any kind added by a new endpoint); ``endpoint`` names the API it goes to
-(``"events"``, ``"transactions"``, ``"ai"``, ...).
+any kind added by a new endpoint); ``endpoint`` names the row of
+:data:`django_synerise.endpoints.ENDPOINTS` the records went through, which
+carries the same name as the kind. ``batch_type`` is the key a request's
+records shared (the AI event type; ``""`` where records of any type travel
+together).
 
 ``events_enqueued(events=list[OutboxEvent])``
     Sent after rows are written (inside the caller's transaction, so a receiver

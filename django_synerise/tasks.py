@@ -36,9 +36,10 @@ def _flush_outbox(batch_size: int | None = None, max_events: int | None = None) 
     """Run one flush pass and return what it did (JSON-ready, for result backends).
 
     ``batch_size`` (1-1000) overrides ``SYNERISE["BATCH_SIZE"]``; ``max_events``
-    stops the pass after that many events. Returns ``sent``, ``retried``,
-    ``dead``, ``released``, ``requests``, ``remaining``, ``duration`` and
-    ``stopped_by`` (see :class:`~django_synerise.dispatch.FlushResult`).
+    stops the pass after that many events. Returns
+    :meth:`FlushResult.as_dict() <django_synerise.dispatch.FlushResult.as_dict>`:
+    ``sent``, ``retried``, ``dead``, ``released``, ``requests``,
+    ``rate_limited``, ``remaining``, ``duration`` and ``stopped_by``.
 
     Raises :class:`~django_synerise.exceptions.AuthenticationError` when
     Synerise refuses the credentials (its rows are released first) and
@@ -46,17 +47,7 @@ def _flush_outbox(batch_size: int | None = None, max_events: int | None = None) 
     settings are wrong; Celery then records the task as failed. Every other
     delivery failure is recorded on the events themselves, not raised.
     """
-    result = dispatch.flush(batch_size=batch_size, max_events=max_events)
-    return {
-        "sent": result.sent,
-        "retried": result.retried,
-        "dead": result.dead,
-        "released": result.released,
-        "requests": result.requests,
-        "remaining": result.remaining,
-        "duration": round(result.duration, 3),
-        "stopped_by": result.stopped_by,
-    }
+    return dispatch.flush(batch_size=batch_size, max_events=max_events).as_dict()
 
 
 flush_outbox: Any

@@ -17,9 +17,9 @@ from django.utils import timezone
 
 from django_synerise import outbox
 from django_synerise.dispatch import Dispatcher, FlushResult
+from django_synerise.factory import build_client
 from django_synerise.models import OutboxEvent
 from django_synerise.testing import LocalSynerise
-from django_synerise.transport import build_client
 
 
 class Harness:

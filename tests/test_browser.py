@@ -18,9 +18,9 @@ from django.test import override_settings
 
 from django_synerise import signals
 from django_synerise.dispatch import flush
+from django_synerise.factory import build_client
 from django_synerise.models import OutboxEvent
 from django_synerise.testing import LocalSynerise
-from django_synerise.transport import build_client
 from tests.views import (
     CAMPAIGN_ID,
     CORRELATION_ID,

@@ -1,4 +1,4 @@
-"""Tests of django_synerise.client and django_synerise.transport.
+"""Tests of django_synerise.client: sending records to endpoints, auth flows, classification.
 
 Unit tests mount a fake transport adapter on a real ``requests.Session`` (so
 URLs, query strings and headers go through requests' own preparation); the HTTP
@@ -17,14 +17,11 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from importlib import metadata
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from django.core.cache import caches
-from django.test import override_settings
 from requests.structures import CaseInsensitiveDict
 
 from django_synerise.client import (
@@ -33,20 +30,16 @@ from django_synerise.client import (
     MemoryTokenCache,
     SyneriseClient,
     default_user_agent,
-    jwt_expiry,
-    parse_retry_after,
-    redact,
 )
+from django_synerise.endpoints import AI_EVENTS, EVENTS, TRANSACTIONS
 from django_synerise.events import AIEvent, CustomEvent, DedicatedEvent, Transaction
 from django_synerise.exceptions import (
     AuthenticationError,
     RateLimitedError,
     RejectedError,
     RetryableError,
-    SyneriseConfigurationError,
     SyneriseError,
 )
-from django_synerise.transport import DjangoTokenCache, build_client
 
 BASE = "https://api.synerise.test"
 API_KEY = "ak-SECRET-5f0c1e0a-1111"
@@ -175,6 +168,14 @@ def client(make_client: Callable[..., SyneriseClient]) -> SyneriseClient:
     return make_client()
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def body_of(request: requests.PreparedRequest) -> Any:
     raw = request.body
     assert isinstance(raw, bytes)
@@ -211,141 +212,6 @@ def exception_texts(exc: SyneriseError) -> str:
     if cause is not None:
         parts += [str(cause), repr(cause)]
     return "\n".join(parts)
-
-
-# ---------------------------------------------------------------------------
-# Helpers: redact, Retry-After, JWT exp, user agent
-# ---------------------------------------------------------------------------
-
-
-class TestRedact:
-    def test_replaces_every_form_of_a_secret(self) -> None:
-        secret = 'a b/c+d"e'
-        text = f"raw {secret} url a%20b%2Fc%2Bd%22e plus a+b%2Fc%2Bd%22e json {json.dumps(secret)}"
-        out = redact(text, [secret])
-        assert "a b/c" not in out
-        assert "%2Fc" not in out
-        assert "c+d" not in out
-        assert out.count("***") == 4
-
-    def test_longest_secret_first(self) -> None:
-        assert redact("key=abcdef", ["abc", "abcdef"]) == "key=***"
-
-    def test_ignores_empty_and_none(self) -> None:
-        assert redact("nothing here", ["", None]) == "nothing here"
-
-    def test_removes_unknown_credentials_by_shape(self) -> None:
-        text = "GET /events/v1/batch?token=xyz&a=1 Authorization: Bearer eyJ.abc.def Basic Zm9vOmJhcg=="
-        out = redact(text, [])
-        assert "xyz" not in out
-        assert "eyJ" not in out
-        assert "Zm9v" not in out
-        assert "&a=1" in out
-
-
-class TestRetryAfter:
-    @pytest.mark.parametrize(
-        ("value", "expected"),
-        [("120", 120.0), (" 7 ", 7.0), ("0", 0.0), ("1.5", 1.5)],
-    )
-    def test_delta_seconds(self, value: str, expected: float) -> None:
-        assert parse_retry_after(value) == expected
-
-    def test_http_date_in_the_future(self) -> None:
-        now = time.time()
-        header = email.utils.formatdate(now + 90, usegmt=True)
-        assert parse_retry_after(header, now=now) == pytest.approx(90, abs=1)
-
-    def test_http_date_in_the_past_is_zero(self) -> None:
-        assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
-
-    @pytest.mark.parametrize(
-        "value", [None, "", "   ", "soon", "-5", "nan", "inf", "12 seconds", "Wed, 99 Foo 2015"]
-    )
-    def test_garbage_is_none(self, value: str | None) -> None:
-        assert parse_retry_after(value) is None
-
-
-class TestJwtExpiry:
-    def test_reads_exp(self) -> None:
-        assert jwt_expiry(make_jwt(1_900_000_000)) == 1_900_000_000.0
-
-    @pytest.mark.parametrize(
-        "token",
-        [
-            "not-a-jwt",
-            "a.b",
-            "a.!!!.c",
-            make_jwt(None),
-            "x." + base64.urlsafe_b64encode(b'{"exp": "soon"}').decode() + ".y",
-            "x." + base64.urlsafe_b64encode(b'{"exp": true}').decode() + ".y",
-            "x." + base64.urlsafe_b64encode(b"[1, 2]").decode() + ".y",
-            "x." + base64.urlsafe_b64encode(b"\xff\xfe").decode() + ".y",
-        ],
-    )
-    def test_unreadable_exp_is_none(self, token: str) -> None:
-        assert jwt_expiry(token) is None
-
-
-def test_default_user_agent_is_versioned() -> None:
-    agent = default_user_agent()
-    assert agent.startswith("django-synerise/")
-    assert f"python-requests/{requests.__version__}" in agent
-
-
-def test_user_agent_falls_back_when_not_installed(monkeypatch: pytest.MonkeyPatch) -> None:
-    def missing(name: str) -> str:
-        raise metadata.PackageNotFoundError(name)
-
-    monkeypatch.setattr(metadata, "version", missing)
-    assert default_user_agent().startswith("django-synerise/0+unknown ")
-
-
-# ---------------------------------------------------------------------------
-# MemoryTokenCache
-# ---------------------------------------------------------------------------
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class TestMemoryTokenCache:
-    def test_honours_timeout(self) -> None:
-        clock = FakeClock()
-        cache = MemoryTokenCache(clock=clock)
-        cache.set("k", "v", 10)
-        clock.now += 9.9
-        assert cache.get("k") == "v"
-        clock.now += 0.1
-        assert cache.get("k") is None
-
-    def test_delete_and_missing(self) -> None:
-        cache = MemoryTokenCache()
-        assert cache.get("k") is None
-        cache.delete("k")
-        cache.set("k", "v", 60)
-        cache.delete("k")
-        assert cache.get("k") is None
-
-    def test_thread_safe(self) -> None:
-        cache = MemoryTokenCache()
-
-        def work(n: int) -> None:
-            for i in range(500):
-                cache.set(f"k{i % 5}", f"{n}-{i}", 60)
-                cache.get(f"k{(i + 1) % 5}")
-                cache.delete(f"k{(i + 2) % 5}")
-
-        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
 
 
 # ---------------------------------------------------------------------------
@@ -410,7 +276,7 @@ class TestConstruction:
 
 class TestJwtAuth:
     def test_login_request_and_bearer(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
-        client.send_batch([custom()])
+        client.send(EVENTS, [custom()])
         login, call = adapter.requests
         assert login.method == "POST"
         assert login.url == BASE + LOGIN_PATH
@@ -424,7 +290,7 @@ class TestJwtAuth:
 
     def test_token_is_reused(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         for _ in range(3):
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert adapter.logins == 1
         assert len(adapter.api_calls()) == 3
 
@@ -432,8 +298,8 @@ class TestJwtAuth:
         self, make_client: Callable[..., SyneriseClient], adapter: FakeAdapter
     ) -> None:
         cache = MemoryTokenCache()
-        make_client(token_cache=cache).send_batch([custom()])
-        make_client(token_cache=cache).send_batch([custom()])
+        make_client(token_cache=cache).send(EVENTS, [custom()])
+        make_client(token_cache=cache).send(EVENTS, [custom()])
         assert adapter.logins == 1
 
     def test_cache_timeout_from_exp_minus_margin(
@@ -447,7 +313,7 @@ class TestJwtAuth:
                 super().set(key, value, timeout)
 
         adapter.token_ttl = 3600
-        make_client(token_cache=Recording(), token_refresh_margin=60).send_batch([custom()])
+        make_client(token_cache=Recording(), token_refresh_margin=60).send(EVENTS, [custom()])
         assert recorded[0] == pytest.approx(3540, abs=2)
 
     def test_cache_timeout_falls_back_to_token_lifetime(
@@ -461,9 +327,9 @@ class TestJwtAuth:
                 super().set(key, value, timeout)
 
         adapter.token_ttl = None
-        make_client(token_cache=Recording(), token_lifetime=1234).send_batch([custom()])
+        make_client(token_cache=Recording(), token_lifetime=1234).send(EVENTS, [custom()])
         adapter.login_replies.append((200, {"token": "opaque-token"}, {}))
-        make_client(token_cache=Recording(), token_lifetime=99).send_batch([custom()])
+        make_client(token_cache=Recording(), token_lifetime=99).send(EVENTS, [custom()])
         assert recorded == [1234, 99]
         assert adapter.api_calls()[-1].headers["Authorization"] == "Bearer opaque-token"
 
@@ -478,7 +344,7 @@ class TestJwtAuth:
                 super().set(key, value, timeout)
 
         adapter.token_ttl = 40
-        make_client(token_cache=Recording(), token_refresh_margin=60).send_batch([custom()])
+        make_client(token_cache=Recording(), token_refresh_margin=60).send(EVENTS, [custom()])
         assert recorded[0] == pytest.approx(20, abs=1)
 
     def test_token_already_expired_by_our_clock(
@@ -493,7 +359,7 @@ class TestJwtAuth:
 
         adapter.token_ttl = -7200
         with caplog.at_level(logging.WARNING, logger="django_synerise.client"):
-            make_client(token_cache=Recording(), token_lifetime=999).send_batch([custom()])
+            make_client(token_cache=Recording(), token_lifetime=999).send(EVENTS, [custom()])
         assert recorded == [999]
         assert "system time" in caplog.text
 
@@ -503,20 +369,20 @@ class TestJwtAuth:
         clock = FakeClock()
         adapter.token_ttl = 3600
         c = make_client(token_cache=MemoryTokenCache(clock=clock), token_refresh_margin=60)
-        c.send_batch([custom()])
+        c.send(EVENTS, [custom()])
         clock.now += 3500  # 100 s before exp: still good
-        c.send_batch([custom()])
+        c.send(EVENTS, [custom()])
         assert adapter.logins == 1
         clock.now += 45  # inside the margin: renewed before Synerise would refuse it
-        c.send_batch([custom()])
+        c.send(EVENTS, [custom()])
         assert adapter.logins == 2
         last = adapter.api_calls()[-1]
         assert last.headers["Authorization"] == f"Bearer {adapter.issued[1]}"
 
     def test_relogin_once_on_401(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
-        client.send_batch([custom()])
+        client.send(EVENTS, [custom()])
         adapter.queue((401, {"message": "Token expired"}, {}))
-        client.send_batch([custom()])
+        client.send(EVENTS, [custom()])
         assert adapter.logins == 2
         calls = adapter.api_calls()
         assert len(calls) == 3
@@ -524,7 +390,7 @@ class TestJwtAuth:
         assert calls[2].headers["Authorization"] == f"Bearer {adapter.issued[1]}"
         assert calls[1].body == calls[2].body
         # The new token is cached for the next call.
-        client.send_batch([custom()])
+        client.send(EVENTS, [custom()])
         assert adapter.logins == 2
 
     def test_second_401_is_authentication_error(
@@ -534,7 +400,7 @@ class TestJwtAuth:
             (401, {"message": "Unauthorized"}, {}), (401, {"message": "Unauthorized"}, {})
         )
         with pytest.raises(AuthenticationError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert adapter.logins == 2
         assert len(adapter.api_calls()) == 2
         assert info.value.status_code == 401
@@ -546,7 +412,7 @@ class TestJwtAuth:
     ) -> None:
         cache = MemoryTokenCache()
         c = make_client(token_cache=cache)
-        c.send_batch([custom()])
+        c.send(EVENTS, [custom()])
 
         def refreshed_elsewhere(
             request: requests.PreparedRequest,
@@ -555,7 +421,7 @@ class TestJwtAuth:
             return (401, None, {})
 
         adapter.queue(refreshed_elsewhere)
-        c.send_batch([custom()])
+        c.send(EVENTS, [custom()])
         assert adapter.logins == 1
         assert adapter.api_calls()[-1].headers["Authorization"] == "Bearer fresh-from-elsewhere"
 
@@ -564,7 +430,7 @@ class TestJwtAuth:
     ) -> None:
         adapter.queue((403, {"error": "Forbidden", "message": "No permission"}, {}))
         with pytest.raises(AuthenticationError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert adapter.logins == 1
         assert info.value.status_code == 403
         assert "No permission" in str(info.value)
@@ -573,7 +439,7 @@ class TestJwtAuth:
     def test_refused_login(self, client: SyneriseClient, adapter: FakeAdapter, status: int) -> None:
         adapter.login_replies.append((status, {"message": "Invalid api key"}, {}))
         with pytest.raises(AuthenticationError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert info.value.message.startswith("Synerise refused the API key")
         assert "Invalid api key" in info.value.message
         assert info.value.endpoint == LOGIN_PATH
@@ -585,7 +451,7 @@ class TestJwtAuth:
     ) -> None:
         adapter.login_replies.append((404, "Not Found", {}))
         with pytest.raises(AuthenticationError, match="API_BASE_URL"):
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
 
     @pytest.mark.parametrize("status", [500, 502, 503, 504])
     def test_login_server_error_is_retryable(
@@ -593,14 +459,14 @@ class TestJwtAuth:
     ) -> None:
         adapter.login_replies.append((status, None, {}))
         with pytest.raises(RetryableError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert not isinstance(info.value, RateLimitedError)
         assert info.value.endpoint == LOGIN_PATH
 
     def test_login_rate_limited(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         adapter.login_replies.append((429, None, {"Retry-After": "3"}))
         with pytest.raises(RateLimitedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert info.value.retry_after == 3
 
     def test_login_network_error_is_retryable(
@@ -608,7 +474,7 @@ class TestJwtAuth:
     ) -> None:
         adapter.login_replies.append(requests.ConnectionError("boom"))
         with pytest.raises(RetryableError, match="could not reach Synerise"):
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
 
     @pytest.mark.parametrize("body", ["<html>oops</html>", {"nope": 1}, {"token": ""}, [1]])
     def test_login_without_token_is_retryable(
@@ -616,11 +482,11 @@ class TestJwtAuth:
     ) -> None:
         adapter.login_replies.append((200, body, {}))
         with pytest.raises(RetryableError, match="no token"):
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
 
     def test_missing_api_key(self, make_client: Callable[..., SyneriseClient]) -> None:
         with pytest.raises(ValueError, match="api_key is required"):
-            make_client(api_key=None).send_batch([custom()])
+            make_client(api_key=None).send(EVENTS, [custom()])
 
     def test_broken_token_cache_does_not_stop_delivery(
         self, make_client: Callable[..., SyneriseClient], adapter: FakeAdapter, caplog: Any
@@ -637,7 +503,7 @@ class TestJwtAuth:
 
         c = make_client(token_cache=Broken())
         with caplog.at_level(logging.WARNING, logger="django_synerise.client"):
-            c.send_batch([custom()])
+            c.send(EVENTS, [custom()])
         assert len(adapter.api_calls()) == 1
         assert "token cache" in caplog.text
 
@@ -648,7 +514,7 @@ class TestJwtAuth:
 
         def work() -> None:
             try:
-                client.send_batch([custom()])
+                client.send(EVENTS, [custom()])
             except BaseException as err:  # pragma: no cover - reported below
                 errors.append(err)
 
@@ -666,8 +532,8 @@ class TestBasicAuth:
         self, make_client: Callable[..., SyneriseClient], adapter: FakeAdapter
     ) -> None:
         c = make_client(auth="basic", workspace_guid=GUID)
-        c.send_batch([custom()])
-        c.send_transaction(Transaction(client={"customId": "1"}, order_id="o1"))
+        c.send(EVENTS, [custom()])
+        c.send(TRANSACTIONS, [Transaction(client={"customId": "1"}, order_id="o1")])
         assert adapter.logins == 0
         expected = "Basic " + base64.b64encode(f"{GUID}:{API_KEY}".encode()).decode()
         for call in adapter.requests:
@@ -679,14 +545,14 @@ class TestBasicAuth:
     ) -> None:
         adapter.queue((401, {"message": "Bad credentials"}, {}))
         with pytest.raises(AuthenticationError, match="Basic credentials") as info:
-            make_client(auth="basic", workspace_guid=GUID).send_batch([custom()])
+            make_client(auth="basic", workspace_guid=GUID).send(EVENTS, [custom()])
         assert adapter.logins == 0
         assert len(adapter.requests) == 1
         assert_no_secrets(exception_texts(info.value), adapter)
 
     def test_basic_needs_guid(self, make_client: Callable[..., SyneriseClient]) -> None:
         with pytest.raises(ValueError, match="workspace_guid"):
-            make_client(auth="basic").send_batch([custom()])
+            make_client(auth="basic").send(EVENTS, [custom()])
 
 
 # ---------------------------------------------------------------------------
@@ -695,81 +561,42 @@ class TestBasicAuth:
 
 
 class TestEndpoints:
-    def test_send_batch_three_input_forms(
-        self, client: SyneriseClient, adapter: FakeAdapter
-    ) -> None:
+    def test_send_three_input_forms(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         a = custom()
         b = DedicatedEvent("added-to-cart", client={"email": "x@example.com"}, params={"sku": "1"})
-        client.send_batch([a, b.to_payload(), a.to_json()])
+        client.send(EVENTS, [a, b.to_payload(), a.to_json()])
         (call,) = adapter.api_calls()
         assert call.url == BASE + "/v4/events/batch"
         assert body_of(call) == [a.to_payload(), b.to_payload(), a.to_payload()]
 
-    def test_send_batch_joins_texts_without_reencoding(
+    def test_send_joins_texts_without_reencoding(
         self, client: SyneriseClient, adapter: FakeAdapter
     ) -> None:
         texts = [
             custom(params={"name": "Zażółć ✓"}).to_json(),
             '{"type":"custom","action":"x.y","client":{"id":1},"label":"l"}',
         ]
-        client.send_batch(texts)
+        client.send(EVENTS, texts)
         (call,) = adapter.api_calls()
         assert call.body == ("[" + ",".join(texts) + "]").encode("utf-8")
 
-    def test_send_batch_accepts_a_generator(
-        self, client: SyneriseClient, adapter: FakeAdapter
-    ) -> None:
-        client.send_batch(e.to_json() for e in [custom(), custom()])
+    def test_send_accepts_a_generator(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
+        client.send(EVENTS, (e.to_json() for e in [custom(), custom()]))
         assert len(body_of(adapter.api_calls()[0])) == 2
 
     def test_empty_batch_sends_nothing(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
-        client.send_batch([])
-        client.send_transactions([])
-        client.send_ai_batch("recommendation.view", [])
+        client.send(EVENTS, [])
+        client.send(TRANSACTIONS, [])
+        client.send(AI_EVENTS, group="recommendation.view", items=[])
         assert adapter.requests == []
 
-    def test_send_batch_refuses_other_kinds(self, client: SyneriseClient) -> None:
-        with pytest.raises(ValueError, match="send_transactions"):
-            client.send_batch([Transaction(client={"customId": "1"}, order_id="o1")])
-        with pytest.raises(ValueError, match="send_ai_batch"):
-            client.send_batch([ai_view()])
+    def test_send_refuses_records_of_another_endpoint(self, client: SyneriseClient) -> None:
+        with pytest.raises(ValueError, match="send it to the 'transaction' endpoint"):
+            client.send(EVENTS, [Transaction(client={"customId": "1"}, order_id="o1")])
+        with pytest.raises(ValueError, match="send it to the 'ai' endpoint"):
+            client.send(EVENTS, [ai_view()])
         with pytest.raises(TypeError):
-            client.send_batch([42])  # type: ignore[list-item]
-
-    def test_send_custom(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
-        event = custom()
-        client.send_custom(event)
-        (call,) = adapter.api_calls()
-        assert call.url == BASE + "/v4/events/custom"
-        expected = event.to_payload()
-        del expected["type"]
-        assert body_of(call) == expected
-        assert body_of(call)["action"] == "dog.bark"
-
-    def test_send_custom_refuses_dedicated(self, client: SyneriseClient) -> None:
-        with pytest.raises(ValueError, match="send_event"):
-            client.send_custom(DedicatedEvent("logged-in", client={"customId": "1"}))  # type: ignore[arg-type]
-
-    @pytest.mark.parametrize("event_type", ["added-to-cart", "push/viewed", "hit-timer"])
-    def test_send_event_dedicated(
-        self, client: SyneriseClient, adapter: FakeAdapter, event_type: str
-    ) -> None:
-        event = DedicatedEvent(event_type, client={"customId": "1"})
-        client.send_event(event)
-        (call,) = adapter.api_calls()
-        assert call.url == f"{BASE}/v4/events/{event_type}"
-        body = body_of(call)
-        assert "type" not in body
-        assert "action" not in body
-        assert body["eventSalt"] == event.salt
-
-    def test_send_event_custom_and_dict(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
-        client.send_event(custom())
-        client.send_event(DedicatedEvent("shared", client={"customId": "1"}).to_payload())
-        urls = [c.url for c in adapter.api_calls()]
-        assert urls == [BASE + "/v4/events/custom", BASE + "/v4/events/shared"]
-        with pytest.raises(ValueError, match="neither"):
-            client.send_event({"type": "nope", "client": {"id": 1}})
+            client.send(EVENTS, [42])  # type: ignore[list-item]
 
     def test_send_transactions(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         tx = Transaction(
@@ -778,20 +605,21 @@ class TestEndpoints:
             products=[{"sku": "s", "name": "n", "quantity": 2, "finalUnitPrice": 3}],
             currency="PLN",
         )
-        client.send_transactions([tx, tx.to_payload(), tx.to_json()])
-        client.send_transaction(tx)
-        batch, single = adapter.api_calls()
+        client.send(TRANSACTIONS, [tx, tx.to_payload(), tx.to_json()])
+        (batch,) = adapter.api_calls()
         assert batch.url == BASE + "/v4/transactions/batch"
         assert body_of(batch) == [tx.to_payload()] * 3
-        assert single.url == BASE + "/v4/transactions"
-        assert body_of(single) == tx.to_payload()
-        with pytest.raises(ValueError, match="send_batch"):
-            client.send_transactions([custom()])  # type: ignore[list-item]
+        with pytest.raises(ValueError, match="'event' kind"):
+            client.send(TRANSACTIONS, [custom()])
 
     def test_ai_batch_events_v1(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         stamp = dt.datetime(2024, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
         event = ai_view(timestamp=stamp)
-        client.send_ai_batch("recommendation.view", [event, event.to_payload(), event.to_json()])
+        client.send(
+            AI_EVENTS,
+            group="recommendation.view",
+            items=[event, event.to_payload(), event.to_json()],
+        )
         (call,) = adapter.requests
         parts = urlsplit(call.url)
         assert parts.path == "/events/v1/batch"
@@ -816,7 +644,7 @@ class TestEndpoints:
             items=["9"],
             timestamp=stamp,
         )
-        c.send_ai_batch("recommendation.click", [event])
+        c.send(AI_EVENTS, group="recommendation.click", items=[event])
         (call,) = adapter.requests
         parts = urlsplit(call.url)
         assert parts.path == "/v4/events/ai-compat/batch"
@@ -826,20 +654,24 @@ class TestEndpoints:
         assert item["eventTimestamp"] == "2024-01-02T03:04:05.000Z"
         assert adapter.logins == 0
 
-    def test_ai_batch_type_checks(self, client: SyneriseClient) -> None:
-        with pytest.raises(ValueError, match="batch's type"):
-            client.send_ai_batch("recommendation.click", [ai_view()])
-        with pytest.raises(ValueError, match="event_type must be one of"):
-            client.send_ai_batch("page.visit", [ai_view()])
-        with pytest.raises(ValueError, match="send_batch"):
-            client.send_ai_batch("recommendation.view", [custom()])  # type: ignore[list-item]
+    def test_ai_batch_type_checks(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
+        with pytest.raises(ValueError, match=r"request's event type, 'recommendation\.click'"):
+            client.send(AI_EVENTS, [ai_view()], group="recommendation.click")
+        with pytest.raises(ValueError, match="'event' kind"):
+            client.send(AI_EVENTS, [custom()], group="recommendation.view")
+        with pytest.raises(ValueError, match="one event type per request: pass group="):
+            client.send(AI_EVENTS, [ai_view().to_json()])
+        assert adapter.requests == []
+        # Record objects name their own group.
+        client.send(AI_EVENTS, [ai_view()])
+        assert body_of(adapter.requests[0])["eventType"] == "recommendation.view"
 
     @pytest.mark.parametrize("auth", ["jwt", "basic"])
     def test_ai_without_tracker_key_sends_the_workspace_jwt(
         self, make_client: Callable[..., SyneriseClient], adapter: FakeAdapter, auth: str
     ) -> None:
         client = make_client(tracker_key=None, auth=auth, workspace_guid="guid-1")
-        client.send_ai_batch("recommendation.view", [ai_view()])
+        client.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         (call,) = [r for r in adapter.requests if r.path_url.startswith("/events/")]
         assert urlsplit(call.url).query == ""
         assert call.headers["Authorization"].startswith("Bearer ")
@@ -848,55 +680,23 @@ class TestEndpoints:
     def test_ai_without_any_key(self, make_client: Callable[..., SyneriseClient]) -> None:
         client = make_client(tracker_key=None, api_key=None)
         with pytest.raises(ValueError, match="api_key is required"):
-            client.send_ai_batch("recommendation.view", [ai_view()])
+            client.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
 
-    @pytest.mark.parametrize(
-        ("api", "path"),
-        [
-            ("events-v1", "/events/v1/single/item.search.click"),
-            ("ai-compat", "/v4/events/ai-compat/item.search.click"),
-        ],
-    )
-    def test_send_ai_event(
-        self, make_client: Callable[..., SyneriseClient], adapter: FakeAdapter, api: str, path: str
-    ) -> None:
-        event = AIEvent(
-            "item.search.click", correlation_id="c", client_uuid=UUID, items=["5"], position=2
-        )
-        make_client(ai_events_api=api).send_ai_event(event)
-        (call,) = adapter.requests
-        url = str(call.url)
-        assert urlsplit(url).path == path
-        assert parse_qs(urlsplit(url).query) == {"token": [TRACKER_KEY]}
-        assert "eventType" not in body_of(call)
-
-    def test_send_ai_event_dict_needs_type(
-        self, client: SyneriseClient, adapter: FakeAdapter
-    ) -> None:
-        with pytest.raises(ValueError, match="event_type is required"):
-            client.send_ai_event(ai_view().to_payload())
-        client.send_ai_event(ai_view().to_payload(), event_type="recommendation.view")
-        assert urlsplit(adapter.requests[0].url).path == "/events/v1/single/recommendation.view"
-        with pytest.raises(ValueError, match=r"not 'recommendation\.click'"):
-            client.send_ai_event(ai_view(), event_type="recommendation.click")
-
-    def test_post_json_refuses_query_strings(self, client: SyneriseClient) -> None:
+    def test_post_refuses_query_strings(self, client: SyneriseClient) -> None:
         with pytest.raises(ValueError, match="query string"):
-            client.post_json("/events/v1/batch?token=x", b"{}", auth="tracker")
+            client.post("/events/v1/batch?token=x", b"{}", auth="tracker")
         with pytest.raises(ValueError):
-            client.post_json("v4/events/batch", b"[]")
+            client.post("v4/events/batch", b"[]")
 
-    def test_post_json_returns_the_response(
-        self, client: SyneriseClient, adapter: FakeAdapter
-    ) -> None:
+    def test_post_returns_the_response(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         adapter.queue((200, {"ok": True}, {}))
-        response = client.post_json("/v4/events/batch", b"[]")
+        response = client.post("/v4/events/batch", b"[]")
         assert response.status_code == 200
 
     def test_timeout_is_passed(
         self, make_client: Callable[..., SyneriseClient], adapter: FakeAdapter
     ) -> None:
-        make_client(timeout=(1.5, 7.0)).send_batch([custom()])
+        make_client(timeout=(1.5, 7.0)).send(EVENTS, [custom()])
         assert adapter.last_kwargs["timeout"] == (1.5, 7.0)
 
     @pytest.mark.parametrize("status", [200, 201, 202, 204])
@@ -904,12 +704,12 @@ class TestEndpoints:
         self, client: SyneriseClient, adapter: FakeAdapter, status: int
     ) -> None:
         adapter.queue((status, "<not json>", {}))
-        client.send_batch([custom()])
+        client.send(EVENTS, [custom()])
 
     def test_custom_user_agent_and_api_version(
         self, make_client: Callable[..., SyneriseClient], adapter: FakeAdapter
     ) -> None:
-        make_client(user_agent="shop/1.0", api_version="4.5").send_batch([custom()])
+        make_client(user_agent="shop/1.0", api_version="4.5").send(EVENTS, [custom()])
         for call in adapter.requests:
             assert call.headers["User-Agent"] == "shop/1.0"
             assert call.headers["Api-Version"] == "4.5"
@@ -929,7 +729,7 @@ class TestClassification:
             (status, {"status": status, "error": "Bad", "message": "Validation failed"}, {})
         )
         with pytest.raises(RejectedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         exc = info.value
         assert exc.status_code == status
         assert exc.endpoint == "/v4/events/batch"
@@ -942,7 +742,7 @@ class TestClassification:
     ) -> None:
         adapter.queue((status, {"status": status, "error": "Nope", "message": "No route"}, {}))
         with pytest.raises(RetryableError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         exc = info.value
         assert not isinstance(exc, RateLimitedError)
         assert exc.status_code == status
@@ -965,7 +765,7 @@ class TestClassification:
             )
         )
         with pytest.raises(RejectedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         exc = info.value
         assert exc.errors == errors
         assert exc.request_id == "req-123"
@@ -976,7 +776,7 @@ class TestClassification:
     def test_correlation_id_header(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         adapter.queue((400, "plain text", {"X-Correlation-Id": "corr-9"}))
         with pytest.raises(RejectedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert info.value.request_id == "corr-9"
         assert info.value.response == "plain text"
         assert info.value.errors == []
@@ -984,7 +784,7 @@ class TestClassification:
     def test_response_is_truncated(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         adapter.queue((400, "x" * 10_000, {}))
         with pytest.raises(RejectedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert info.value.response is not None
         assert len(info.value.response) <= MAX_RESPONSE_CHARS
 
@@ -994,7 +794,7 @@ class TestClassification:
     ) -> None:
         adapter.queue((status, {"message": "oops"}, {"Retry-After": "5"}))
         with pytest.raises(RetryableError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert type(info.value) is RetryableError
         assert info.value.status_code == status
 
@@ -1003,7 +803,7 @@ class TestClassification:
     ) -> None:
         adapter.queue((503, None, {}))
         with pytest.raises(RetryableError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert type(info.value) is RetryableError
 
     def test_503_with_retry_after_is_rate_limited(
@@ -1011,7 +811,7 @@ class TestClassification:
     ) -> None:
         adapter.queue((503, None, {"Retry-After": "30"}))
         with pytest.raises(RateLimitedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert info.value.retry_after == 30
 
     @pytest.mark.parametrize(
@@ -1027,7 +827,7 @@ class TestClassification:
     ) -> None:
         adapter.queue((429, {"message": "Too many requests"}, header))
         with pytest.raises(RateLimitedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert info.value.retry_after == expected
         assert info.value.status_code == 429
 
@@ -1035,13 +835,13 @@ class TestClassification:
         header = email.utils.formatdate(time.time() + 60, usegmt=True)
         adapter.queue((429, None, {"Retry-After": header}))
         with pytest.raises(RateLimitedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert info.value.retry_after == pytest.approx(60, abs=2)
 
     def test_redirect_is_not_followed(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         adapter.queue((301, None, {"Location": "https://elsewhere.test/v4/events/batch"}))
         with pytest.raises(RetryableError, match="base URL"):
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert adapter.last_kwargs.get("allow_redirects", False) is False
         assert len(adapter.api_calls()) == 1
 
@@ -1063,10 +863,10 @@ class TestClassification:
     def test_network_errors_are_retryable(
         self, client: SyneriseClient, adapter: FakeAdapter, error: Exception, reason: str
     ) -> None:
-        client.send_batch([custom()])  # log in first
+        client.send(EVENTS, [custom()])  # log in first
         adapter.queue(error)
         with pytest.raises(RetryableError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert type(info.value) is RetryableError
         assert info.value.message.startswith("could not reach Synerise: ")
         assert reason in info.value.message
@@ -1081,7 +881,7 @@ class TestClassification:
             requests.ConnectionError(f"HTTPSConnectionPool: Max retries exceeded with url: {url}")
         )
         with pytest.raises(RetryableError) as info:
-            client.send_ai_batch("recommendation.view", [ai_view()])
+            client.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         text = exception_texts(info.value)
         assert_no_secrets(text, adapter)
         assert info.value.endpoint == "/events/v1/batch"
@@ -1096,7 +896,7 @@ class TestClassification:
     ) -> None:
         adapter.queue((status, {"message": "Invalid token"}, {}))
         with pytest.raises(AuthenticationError, match="tracker key") as info:
-            client.send_ai_batch("recommendation.view", [ai_view()])
+            client.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         assert adapter.logins == 0
         assert len(adapter.requests) == 1
         assert info.value.endpoint == "/events/v1/batch"
@@ -1110,7 +910,7 @@ class TestClassification:
     ) -> None:
         adapter.queue((status, None, {}))
         with pytest.raises(cls) as info:
-            client.send_ai_batch("recommendation.view", [ai_view()])
+            client.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         assert info.value.endpoint == "/events/v1/batch"
 
 
@@ -1123,7 +923,7 @@ class TestSecrets:
     def test_echoed_secrets_are_redacted(
         self, client: SyneriseClient, adapter: FakeAdapter
     ) -> None:
-        client.send_batch([custom()])
+        client.send(EVENTS, [custom()])
         jwt = adapter.issued[0]
         echo = {
             "message": f"bad key {API_KEY} with token {jwt}",
@@ -1132,7 +932,7 @@ class TestSecrets:
         }
         adapter.queue((400, echo, {"X-Request-Id": f"id-{API_KEY}"}))
         with pytest.raises(RejectedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert_no_secrets(exception_texts(info.value), adapter)
         assert_no_secrets(info.value.request_id or "", adapter)
         assert "***" in info.value.message
@@ -1142,7 +942,7 @@ class TestSecrets:
     ) -> None:
         adapter.login_replies.append((401, {"message": f"Unknown apiKey {API_KEY}"}, {}))
         with pytest.raises(AuthenticationError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert_no_secrets(exception_texts(info.value), adapter)
 
     def test_basic_credentials_are_redacted(
@@ -1151,7 +951,7 @@ class TestSecrets:
         basic = base64.b64encode(f"{GUID}:{API_KEY}".encode()).decode()
         adapter.queue((400, {"message": f"header was {basic}"}, {}))
         with pytest.raises(RejectedError) as info:
-            make_client(auth="basic", workspace_guid=GUID).send_batch([custom()])
+            make_client(auth="basic", workspace_guid=GUID).send(EVENTS, [custom()])
         assert basic not in exception_texts(info.value)
 
     def test_exceptions_pickle_without_secrets(
@@ -1161,7 +961,7 @@ class TestSecrets:
 
         adapter.queue((429, {"message": f"slow down {API_KEY}"}, {"Retry-After": "4"}))
         with pytest.raises(RateLimitedError) as info:
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         restored = pickle.loads(pickle.dumps(info.value))
         assert restored.retry_after == 4
         assert API_KEY not in str(restored)
@@ -1171,17 +971,17 @@ class TestSecrets:
     ) -> None:
         c = make_client()
         with caplog.at_level(logging.DEBUG, logger="django_synerise.client"):
-            c.send_batch([custom(), custom()])
+            c.send(EVENTS, [custom(), custom()])
             adapter.queue((401, None, {}))
-            c.send_batch([custom()])
+            c.send(EVENTS, [custom()])
             adapter.queue(
                 (400, {"message": f"echo {API_KEY} {TRACKER_KEY}"}, {"X-Request-Id": "r-1"})
             )
             with pytest.raises(RejectedError):
-                c.send_ai_batch("recommendation.view", [ai_view()])
+                c.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
             adapter.queue(requests.ConnectionError(f"url ?token={TRACKER_KEY}"))
             with pytest.raises(RetryableError):
-                c.send_ai_event(ai_view())
+                c.send(AI_EVENTS, [ai_view()])
         records = caplog.records
         assert records
         for record in records:
@@ -1197,96 +997,8 @@ class TestSecrets:
 
     def test_no_debug_body_when_debug_is_off(self, client: SyneriseClient, caplog: Any) -> None:
         with caplog.at_level(logging.INFO, logger="django_synerise.client"):
-            client.send_batch([custom()])
+            client.send(EVENTS, [custom()])
         assert not [r for r in caplog.records if r.levelno == logging.DEBUG]
-
-
-# ---------------------------------------------------------------------------
-# transport.py: Django's side
-# ---------------------------------------------------------------------------
-
-
-SETTINGS = {"API_BASE_URL": BASE, "API_KEY": API_KEY, "TRACKER_KEY": TRACKER_KEY}
-
-
-class TestTransport:
-    def test_django_token_cache(self) -> None:
-        cache = DjangoTokenCache("default")
-        cache.set("django_synerise:test", "value", 0.4)
-        assert cache.get("django_synerise:test") == "value"
-        cache.delete("django_synerise:test")
-        assert cache.get("django_synerise:test") is None
-        caches["default"].set("django_synerise:other", 42)
-        assert cache.get("django_synerise:other") is None
-
-    def test_build_client_from_settings(self) -> None:
-        options = {
-            **SETTINGS,
-            "TIMEOUT": 4,
-            "USER_AGENT": "shop/2",
-            "AI_EVENTS_API": "ai-compat",
-            "AI_TIMESTAMP_FORMAT": "iso8601",
-            "TOKEN_REFRESH_MARGIN": 30,
-            "TOKEN_LIFETIME": 100,
-            "API_VERSION": "4.4",
-        }
-        with override_settings(SYNERISE=options), build_client() as c:
-            assert c.base_url == BASE
-            assert c.timeout == (4.0, 4.0)
-            assert c.user_agent == "shop/2"
-            assert c.ai_events_api == "ai-compat"
-            assert c.ai_timestamp_format == "iso8601"
-            assert c.token_refresh_margin == 30
-            assert c.token_lifetime == 100
-            assert isinstance(c.token_cache, DjangoTokenCache)
-            assert c.token_cache.alias == "default"
-
-    def test_build_client_overrides(self, session: requests.Session, adapter: FakeAdapter) -> None:
-        with override_settings(SYNERISE=SETTINGS):
-            c = build_client(session=session, timeout=2.0)
-        assert c.session is session
-        assert c.timeout == 2.0
-        c.send_batch([custom()])
-        # The token went to Django's cache, under a hashed key.
-        assert caches["default"].get(c.token_cache_key) == adapter.issued[0]
-        caches["default"].delete(c.token_cache_key)
-
-    def test_build_client_needs_api_key(self) -> None:
-        with (
-            override_settings(SYNERISE={"API_BASE_URL": BASE}),
-            pytest.raises(SyneriseConfigurationError) as info,
-        ):
-            build_client()
-        assert 'SYNERISE["API_KEY"] is required' in str(info.value)
-        assert 'Set SYNERISE = {"API_KEY": ...}' in str(info.value)
-
-    def test_build_client_basic_needs_guid_and_key(self) -> None:
-        with (
-            override_settings(SYNERISE={"AUTH": "basic", "API_KEY": API_KEY}),
-            pytest.raises(
-                SyneriseConfigurationError, match=r'SYNERISE\["WORKSPACE_GUID"\] is required'
-            ),
-        ):
-            build_client()
-        with (
-            override_settings(SYNERISE={"AUTH": "basic"}),
-            pytest.raises(
-                SyneriseConfigurationError,
-                match=r'SYNERISE\["WORKSPACE_GUID"\] and SYNERISE\["API_KEY"\] are required',
-            ),
-        ):
-            build_client()
-        with override_settings(
-            SYNERISE={"AUTH": "basic", "API_KEY": API_KEY, "WORKSPACE_GUID": GUID}
-        ):
-            assert build_client().auth == "basic"
-
-    def test_build_client_unknown_cache_alias(self) -> None:
-        with (
-            override_settings(SYNERISE={**SETTINGS, "TOKEN_CACHE": "nope"}),
-            pytest.raises(SyneriseConfigurationError, match="TOKEN_CACHE"),
-        ):
-            build_client()
 
 
 # ---------------------------------------------------------------------------
@@ -1359,7 +1071,7 @@ class TestHTTPEndpoints:
         a = custom()
         b = DedicatedEvent("added-to-cart", client={"customId": "7"}, params={"sku": "A-1"})
         c = CustomEvent("page.visit", client={"uuid": UUID}, params={"url": "https://shop.test/"})
-        http_client.send_batch([a, b.to_payload(), c.to_json()])
+        http_client.send(EVENTS, [a, b.to_payload(), c.to_json()])
         assert [(e["endpoint"], e["type"], e["salt"]) for e in server.events] == [
             ("v4-batch", "custom", a.salt),
             ("v4-batch", "added-to-cart", b.salt),
@@ -1372,22 +1084,6 @@ class TestHTTPEndpoints:
         assert server.events[1]["body"] == b.to_payload()
         assert server.logins == 1
 
-    def test_custom_and_dedicated_endpoints(self, http_client: SyneriseClient, server: Any) -> None:
-        http_client.send_custom(custom())
-        http_client.send_event(DedicatedEvent("push/viewed", client={"customId": "1"}))
-        http_client.send_event(custom())
-        assert [(e["endpoint"], e["type"]) for e in server.events] == [
-            ("v4-custom", "custom"),
-            ("v4-dedicated", "push/viewed"),
-            ("v4-custom", "custom"),
-        ]
-        assert [r.path for r in server.requests] == [
-            LOGIN_PATH,
-            "/v4/events/custom",
-            "/v4/events/push/viewed",
-            "/v4/events/custom",
-        ]
-
     def test_transactions(self, http_client: SyneriseClient, server: Any) -> None:
         tx = Transaction(
             client={"email": "buyer@example.com"},
@@ -1396,29 +1092,23 @@ class TestHTTPEndpoints:
             currency="EUR",
             payment_info={"method": "CASH"},
         )
-        http_client.send_transactions([tx, tx.to_json()])
-        http_client.send_transaction(tx)
+        http_client.send(TRANSACTIONS, [tx, tx.to_json()])
         assert [e["endpoint"] for e in server.events] == [
             "transactions-batch",
             "transactions-batch",
-            "transactions",
         ]
-        assert server.events[2]["body"] == tx.to_payload()
+        assert server.events[1]["body"] == tx.to_payload()
 
     @pytest.mark.parametrize("timestamps", ["unix-ms", "iso8601"])
     @pytest.mark.parametrize(
-        ("api", "batch_endpoint", "single_endpoint"),
-        [
-            ("events-v1", "ai-batch", "ai-single"),
-            ("ai-compat", "ai-compat-batch", "ai-compat-single"),
-        ],
+        ("api", "batch_endpoint"),
+        [("events-v1", "ai-batch"), ("ai-compat", "ai-compat-batch")],
     )
     def test_ai_events(
         self,
         server: Any,
         api: str,
         batch_endpoint: str,
-        single_endpoint: str,
         timestamps: str,
     ) -> None:
         views = [ai_view(correlation_id=f"c{i}") for i in range(3)]
@@ -1432,25 +1122,27 @@ class TestHTTPEndpoints:
             ai_events_api=api,  # type: ignore[arg-type]
             ai_timestamp_format=timestamps,  # type: ignore[arg-type]
         ) as c:
-            c.send_ai_batch(
-                "recommendation.view", [views[0], views[1].to_payload(), views[2].to_json()]
+            c.send(
+                AI_EVENTS,
+                group="recommendation.view",
+                items=[views[0], views[1].to_payload(), views[2].to_json()],
             )
-            c.send_ai_batch("recommendation.click", [click])
-            c.send_ai_event(search)
+            c.send(AI_EVENTS, group="recommendation.click", items=[click])
+            c.send(AI_EVENTS, [search])
         assert [(e["endpoint"], e["type"], e["correlation"]) for e in server.events] == [
             (batch_endpoint, "recommendation.view", "c0"),
             (batch_endpoint, "recommendation.view", "c1"),
             (batch_endpoint, "recommendation.view", "c2"),
             (batch_endpoint, "recommendation.click", "c9"),
-            (single_endpoint, "item.search.click", "s1"),
+            (batch_endpoint, "item.search.click", "s1"),
         ]
         assert server.logins == 0
         assert all(r.query == {"token": "<redacted>"} for r in server.requests)
         assert all("authorization" not in r.headers for r in server.requests)
 
     def test_basic_auth(self, basic_client: SyneriseClient, server: Any) -> None:
-        basic_client.send_batch([custom()])
-        basic_client.send_transaction(Transaction(client={"customId": "1"}, order_id="o"))
+        basic_client.send(EVENTS, [custom()])
+        basic_client.send(TRANSACTIONS, [Transaction(client={"customId": "1"}, order_id="o")])
         assert server.logins == 0
         assert server.count == 2
         assert {r.headers["authorization"] for r in server.requests} == {"Basic <redacted>"}
@@ -1458,13 +1150,13 @@ class TestHTTPEndpoints:
     def test_connections_are_kept_alive(self, http_client: SyneriseClient, server: Any) -> None:
         before = server.connections
         for _ in range(5):
-            http_client.send_batch([custom()])
-        http_client.send_ai_batch("recommendation.view", [ai_view()])
+            http_client.send(EVENTS, [custom()])
+        http_client.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         assert server.connections - before == 1
         assert server.count == 6
 
     def test_user_agent_and_headers(self, http_client: SyneriseClient, server: Any) -> None:
-        http_client.send_batch([custom()])
+        http_client.send(EVENTS, [custom()])
         for request in server.requests:
             assert request.headers["user-agent"] == default_user_agent()
             assert request.headers["api-version"] == "4.4"
@@ -1475,9 +1167,9 @@ class TestHTTPAuth:
     def test_expired_tokens_log_in_again_once(
         self, http_client: SyneriseClient, server: Any
     ) -> None:
-        http_client.send_batch([custom()])
+        http_client.send(EVENTS, [custom()])
         server.inject("expire_tokens")
-        http_client.send_batch([custom()])
+        http_client.send(EVENTS, [custom()])
         assert server.logins == 2
         assert server.count == 2
         assert [r.status for r in server.requests] == [200, 202, 401, 200, 202]
@@ -1487,7 +1179,7 @@ class TestHTTPAuth:
     ) -> None:
         server.inject("expire_tokens", times=2)
         with pytest.raises(AuthenticationError) as info:
-            http_client.send_batch([custom()])
+            http_client.send(EVENTS, [custom()])
         assert info.value.status_code == 401
         assert "Token expired" in info.value.message or "Invalid token" in info.value.message
         assert info.value.request_id
@@ -1502,12 +1194,12 @@ class TestHTTPAuth:
             token_cache=MemoryTokenCache(clock=clock),
             token_refresh_margin=60,
         ) as c:
-            c.send_batch([custom()])
+            c.send(EVENTS, [custom()])
             clock.now += server.token_ttl - 100
-            c.send_batch([custom()])
+            c.send(EVENTS, [custom()])
             assert server.logins == 1
             clock.now += 50
-            c.send_batch([custom()])
+            c.send(EVENTS, [custom()])
             assert server.logins == 2
         assert [r.status for r in server.requests if r.path != LOGIN_PATH] == [202, 202, 202]
 
@@ -1516,7 +1208,7 @@ class TestHTTPAuth:
             SyneriseClient(base_url=server.url, api_key="wrong-SECRET-key") as c,
             pytest.raises(AuthenticationError, match="refused the API key") as info,
         ):
-            c.send_batch([custom()])
+            c.send(EVENTS, [custom()])
         assert info.value.status_code == 401
         assert info.value.endpoint == LOGIN_PATH
         assert "wrong-SECRET-key" not in exception_texts(info.value)
@@ -1526,7 +1218,7 @@ class TestHTTPAuth:
             SyneriseClient(base_url=server.url, tracker_key="wrong-SECRET-tracker") as c,
             pytest.raises(AuthenticationError, match="tracker key") as info,
         ):
-            c.send_ai_batch("recommendation.view", [ai_view()])
+            c.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         assert info.value.status_code == 403
         assert info.value.endpoint == "/events/v1/batch"
         assert "wrong-SECRET-tracker" not in exception_texts(info.value)
@@ -1538,17 +1230,17 @@ class TestHTTPAuth:
             ) as c,
             pytest.raises(AuthenticationError, match="Basic credentials") as info,
         ):
-            c.send_batch([custom()])
+            c.send(EVENTS, [custom()])
         assert info.value.status_code == 401
         assert_clean(info.value, server)
 
     def test_login_failure_is_retryable(self, http_client: SyneriseClient, server: Any) -> None:
         server.inject("503", times=1, paths=[LOGIN_PATH])
         with pytest.raises(RetryableError) as info:
-            http_client.send_batch([custom()])
+            http_client.send(EVENTS, [custom()])
         assert type(info.value) is RetryableError
         assert info.value.endpoint == LOGIN_PATH
-        http_client.send_batch([custom()])
+        http_client.send(EVENTS, [custom()])
         assert server.count == 1
 
 
@@ -1557,7 +1249,7 @@ class TestHTTPErrors:
         server.reject(lambda item: item.get("params", {}).get("poison") is True)
         good, bad = custom(), custom(params={"poison": True})
         with pytest.raises(RejectedError) as info:
-            http_client.send_batch([good, bad])
+            http_client.send(EVENTS, [good, bad])
         exc = info.value
         assert exc.status_code == 400
         assert exc.endpoint == "/v4/events/batch"
@@ -1570,7 +1262,7 @@ class TestHTTPErrors:
 
     def test_invalid_payload_is_rejected(self, http_client: SyneriseClient, server: Any) -> None:
         with pytest.raises(RejectedError, match="label") as info:
-            http_client.send_batch([{"type": "custom", "action": "a.b", "client": {"id": 1}}])
+            http_client.send(EVENTS, [{"type": "custom", "action": "a.b", "client": {"id": 1}}])
         assert info.value.errors
 
     def test_too_large_is_rejected(self, http_client: SyneriseClient, server: Any) -> None:
@@ -1578,22 +1270,24 @@ class TestHTTPErrors:
         server.max_body_bytes = 500
         try:
             with pytest.raises(RejectedError) as info:
-                http_client.send_batch([custom(params={"blob": "x" * 600})])
+                http_client.send(EVENTS, [custom(params={"blob": "x" * 600})])
         finally:
             server.max_body_bytes = limit
         assert info.value.status_code == 413
 
     def test_unknown_endpoint_is_retryable(self, http_client: SyneriseClient, server: Any) -> None:
         with pytest.raises(RetryableError) as info:
-            http_client.post_json("/v4/events/nope", b"{}")
+            http_client.post("/v4/events/nope", b"{}")
         assert not isinstance(info.value, RejectedError)
         assert info.value.status_code == 404
         assert "check API_BASE_URL" in str(info.value)
 
     def test_ai_rejected(self, http_client: SyneriseClient, server: Any) -> None:
         with pytest.raises(RejectedError, match="clientUUID") as info:
-            http_client.send_ai_batch(
-                "recommendation.view", [{"correlationId": "c", "clientUUID": "nope", "items": []}]
+            http_client.send(
+                AI_EVENTS,
+                group="recommendation.view",
+                items=[{"correlationId": "c", "clientUUID": "nope", "items": []}],
             )
         assert info.value.endpoint == "/events/v1/batch"
         assert_clean(info.value, server)
@@ -1604,23 +1298,23 @@ class TestHTTPErrors:
     ) -> None:
         server.inject(fault, times=1)
         with pytest.raises(RetryableError) as info:
-            http_client.send_batch([custom()])
+            http_client.send(EVENTS, [custom()])
         assert type(info.value) is RetryableError
         assert info.value.status_code in (500, 502)
-        http_client.send_batch([custom()])
+        http_client.send(EVENTS, [custom()])
         assert server.count == 1
 
     def test_503_without_retry_after(self, http_client: SyneriseClient, server: Any) -> None:
         server.inject("503", times=1)
         with pytest.raises(RetryableError) as info:
-            http_client.send_batch([custom()])
+            http_client.send(EVENTS, [custom()])
         assert type(info.value) is RetryableError
         assert info.value.status_code == 503
 
     def test_503_with_retry_after(self, http_client: SyneriseClient, server: Any) -> None:
         server.inject("503", times=1, retry_after=12)
         with pytest.raises(RateLimitedError) as info:
-            http_client.send_batch([custom()])
+            http_client.send(EVENTS, [custom()])
         assert info.value.retry_after == 12
 
     @pytest.mark.parametrize(
@@ -1635,7 +1329,7 @@ class TestHTTPErrors:
     ) -> None:
         server.inject("429", times=1, retry_after=retry_after)
         with pytest.raises(RateLimitedError) as info:
-            http_client.send_transactions([Transaction(client={"customId": "1"}, order_id="o")])
+            http_client.send(TRANSACTIONS, [Transaction(client={"customId": "1"}, order_id="o")])
         assert info.value.status_code == 429
         assert info.value.retry_after == expected
         assert info.value.endpoint == "/v4/transactions/batch"
@@ -1645,7 +1339,7 @@ class TestHTTPErrors:
             "429", times=1, retry_after=email.utils.formatdate(time.time() + 30, usegmt=True)
         )
         with pytest.raises(RateLimitedError) as info:
-            http_client.send_ai_batch("recommendation.view", [ai_view()])
+            http_client.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         assert info.value.retry_after == pytest.approx(30, abs=2)
         assert_clean(info.value, server)
 
@@ -1658,7 +1352,7 @@ class TestHTTPErrors:
             ) as c,
             pytest.raises(RetryableError, match="read timeout") as info,
         ):
-            c.send_ai_batch("recommendation.view", [ai_view()])
+            c.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         assert info.value.status_code is None
         assert info.value.endpoint == "/events/v1/batch"
         assert_clean(info.value, server)
@@ -1668,11 +1362,11 @@ class TestHTTPErrors:
     ) -> None:
         server.inject("drop", times=1)
         with pytest.raises(RetryableError, match="could not reach Synerise") as info:
-            http_client.send_ai_event(ai_view())
-        assert info.value.endpoint == "/events/v1/single/recommendation.view"
+            http_client.send(AI_EVENTS, [ai_view()])
+        assert info.value.endpoint == "/events/v1/batch"
         assert_clean(info.value, server)
         # The session recovers on the next call.
-        http_client.send_ai_event(ai_view())
+        http_client.send(AI_EVENTS, [ai_view()])
         assert server.count == 1
 
     def test_nothing_listening_is_retryable(self) -> None:
@@ -1681,7 +1375,7 @@ class TestHTTPErrors:
             SyneriseClient(base_url=f"http://127.0.0.1:{port}", tracker_key=HTTP_TRACKER_KEY) as c,
         ):
             with pytest.raises(RetryableError, match="connection refused") as info:
-                c.send_ai_batch("recommendation.view", [ai_view()])
+                c.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         text = exception_texts(info.value)
         assert HTTP_TRACKER_KEY not in text
         # requests' own text (kept, scrubbed, as the cause) names the URL.
@@ -1693,9 +1387,9 @@ class TestHTTPErrors:
         server.inject("drop", times=1, paths=["/events/v1/"])
         server.inject("expire_tokens", times=1)
         with caplog.at_level(logging.DEBUG, logger="django_synerise.client"):
-            http_client.send_batch([custom()])
+            http_client.send(EVENTS, [custom()])
             with pytest.raises(RetryableError):
-                http_client.send_ai_batch("recommendation.view", [ai_view()])
+                http_client.send(AI_EVENTS, group="recommendation.view", items=[ai_view()])
         assert caplog.records
         for record in caplog.records:
             for secret in http_secrets(server):
@@ -1714,22 +1408,3 @@ class socket_on_free_port:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
-
-
-def test_failure_log_record_carries_structured_fields(caplog):
-    import logging
-
-    from django_synerise.client import SyneriseClient as _Client
-    from django_synerise.exceptions import RejectedError as _Rejected
-
-    error = _Rejected("bad event", status_code=400, request_id="rid-1", endpoint="/v4/events/batch")
-    with caplog.at_level(logging.WARNING, logger="django_synerise.client"):
-        _Client._log_failure(error)
-    (record,) = [r for r in caplog.records if hasattr(r, "synerise_failure")]
-    assert record.synerise_failure == {
-        "endpoint": "/v4/events/batch",
-        "status": 400,
-        "message": "bad event",
-        "request_id": "rid-1",
-        "error": "RejectedError",
-    }

@@ -341,7 +341,7 @@ def test_missing_credentials_is_one_rule():
 
 
 def test_the_client_factory_uses_the_credentials_rule():
-    from django_synerise.transport import build_client
+    from django_synerise.factory import build_client
 
     with (
         override_settings(SYNERISE={"API_KEY": None}),

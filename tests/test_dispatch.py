@@ -13,6 +13,7 @@ from django.test import override_settings
 
 import django_synerise
 from django_synerise import dispatch
+from django_synerise.client import SyneriseClient
 from django_synerise.dispatch import Dispatcher, pack
 from django_synerise.events import AIEvent, CustomEvent, DedicatedEvent, Transaction
 from django_synerise.exceptions import (
@@ -30,28 +31,26 @@ UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
 
 
 class FakeClient:
-    """Records requests; ``fail`` decides per request what to raise."""
+    """Records requests; ``fail`` decides per request what to raise.
+
+    Redaction is the real client's, with the test settings' keys: the
+    dispatcher scrubs what it stores through the client it was given.
+    """
 
     def __init__(self, fail=None):
         self.requests: list[tuple[str, str, list[dict]]] = []
         self.fail = fail
+        self.redact = SyneriseClient(
+            base_url="https://api.synerise.test", api_key="test-api-key"
+        ).redact
 
-    def _record(self, endpoint, batch_type, texts):
+    def send(self, endpoint, texts, *, group=""):
         bodies = [json.loads(t) for t in texts]
         if self.fail is not None:
-            error = self.fail(endpoint, bodies)
+            error = self.fail(endpoint.name, bodies)
             if error is not None:
                 raise error
-        self.requests.append((endpoint, batch_type, bodies))
-
-    def send_batch(self, texts):
-        self._record("events", "", texts)
-
-    def send_transactions(self, texts):
-        self._record("transactions", "", texts)
-
-    def send_ai_batch(self, event_type, texts):
-        self._record("ai", event_type, texts)
+        self.requests.append((endpoint.name, group, bodies))
 
     def delivered(self):
         return [body for _, _, bodies in self.requests for body in bodies]
@@ -89,8 +88,8 @@ def test_groups_by_endpoint_and_ai_type():
     assert shapes == [
         ("ai", "recommendation.click", 1),
         ("ai", "recommendation.view", 2),
-        ("events", "", 2),
-        ("transactions", "", 1),
+        ("event", "", 2),
+        ("transaction", "", 1),
     ]
     assert OutboxEvent.objects.filter(status="sent").count() == 6
     assert result.remaining == 0
@@ -247,7 +246,7 @@ def test_an_endpoint_that_refuses_the_credentials_does_not_hold_up_the_others():
     with pytest.raises(AuthenticationError, match="tracker key"):
         dispatcher.flush()
 
-    assert sorted({endpoint for endpoint, _, _ in client.requests}) == ["events", "transactions"]
+    assert sorted({endpoint for endpoint, _, _ in client.requests}) == ["event", "transaction"]
     assert len(client.delivered()) == 26
     ai_rows = OutboxEvent.objects.filter(kind="ai")
     assert ai_rows.count() == 4
@@ -298,7 +297,7 @@ def test_sent_signal_and_summary():
         result = run(FakeClient())
     finally:
         events_sent.disconnect(receiver)
-    assert [(e, len(ids)) for e, ids in seen] == [("events", 3)]
+    assert [(e, len(ids)) for e, ids in seen] == [("event", 3)]
     assert result.summary().startswith("sent 3, retried 0, dead 0, remaining 0 in ")
     assert result.summary().endswith("events/s)")
 
@@ -321,9 +320,9 @@ def test_preview_changes_nothing():
     django_synerise.track_many([custom(i) for i in range(3)] + [ai("recommendation.view")])
     before = list(OutboxEvent.objects.values())
     planned = dispatch.preview()
-    assert sorted((p.endpoint, p.batch_type, p.count) for p in planned) == [
-        ("ai", "recommendation.view", 1),
-        ("events", "", 3),
+    assert sorted((p.endpoint, p.group, p.path, p.count) for p in planned) == [
+        ("ai", "recommendation.view", "/events/v1/batch", 1),
+        ("event", "", "/v4/events/batch", 3),
     ]
     assert list(OutboxEvent.objects.values()) == before
 
@@ -337,4 +336,4 @@ def test_secrets_are_scrubbed_from_last_error():
     row = OutboxEvent.objects.get()
     assert row.status == "dead"
     assert "test-api-key" not in row.last_error
-    assert "[redacted]" in row.last_error
+    assert "bad key *** in request" in row.last_error

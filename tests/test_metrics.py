@@ -81,7 +81,7 @@ def test_a_flush_against_the_stand_in_is_counted_by_kind(synerise_stand_in):
         ],
         (
             "synerise_flush_request_duration_seconds_count",
-            {"endpoint": "events", "outcome": "sent"},
+            {"endpoint": "event", "outcome": "sent"},
         ),
         ("synerise_flush_request_duration_seconds_count", {"endpoint": "ai", "outcome": "sent"}),
     )
@@ -96,11 +96,11 @@ def test_a_flush_against_the_stand_in_is_counted_by_kind(synerise_stand_in):
     assert result.sent == 4 and synerise_stand_in.count == 4
     assert [delta("synerise_records_enqueued_total", kind=k) for k in kinds] == [2, 1, 1]
     assert [delta("synerise_records_sent_total", kind=k) for k in kinds] == [2, 1, 1]
-    for endpoint in ("events", "ai"):
+    for endpoint in ("event", "ai"):
         count = "synerise_flush_request_duration_seconds_count"
         assert delta(count, endpoint=endpoint, outcome="sent") == 1
     assert (
-        value("synerise_flush_request_duration_seconds_sum", endpoint="events", outcome="sent") > 0
+        value("synerise_flush_request_duration_seconds_sum", endpoint="event", outcome="sent") > 0
     )
     # The pass ends with the gauges refreshed.
     assert value("synerise_outbox_pending") == 0
@@ -113,7 +113,7 @@ def test_retried_and_dead_records_and_failed_request_times(synerise_stand_in):
         ("synerise_records_dead_total", {"kind": "event"}),
         (
             "synerise_flush_request_duration_seconds_count",
-            {"endpoint": "events", "outcome": "retry"},
+            {"endpoint": "event", "outcome": "retry"},
         ),
     )
     synerise_stand_in.inject("500")
@@ -130,7 +130,7 @@ def test_retried_and_dead_records_and_failed_request_times(synerise_stand_in):
         flush()
     assert delta("synerise_records_dead_total", kind="event") == 3
     assert (
-        delta("synerise_flush_request_duration_seconds_count", endpoint="events", outcome="retry")
+        delta("synerise_flush_request_duration_seconds_count", endpoint="event", outcome="retry")
         == 2
     )
     assert value("synerise_outbox_pending") == 0
@@ -184,7 +184,7 @@ def test_the_same_signals_serve_other_metric_systems(synerise_stand_in):
     names = [name for name, _ in seen]
     assert names == ["events_enqueued", "api_request_finished", "events_sent", "flush_finished"]
     request = seen[1][1]
-    assert request["endpoint"] == "events" and request["kind"] == "event"
+    assert request["endpoint"] == "event" and request["kind"] == "event"
     assert request["count"] == 1 and request["outcome"] == "sent" and request["duration"] > 0
     assert seen[2][1]["kind"] == "event" and seen[3][1]["result"].sent == 1
 

@@ -5,7 +5,7 @@
 
     with LocalSynerise() as server:
         client = make_client(base_url=server.url, api_key=server.api_key)
-        client.send_batch(events)
+        client.send(EVENTS, events)
         assert server.count == len(events)
 
 What it checks, like the real API (and a little stricter where the real API

@@ -88,7 +88,9 @@ def test_dry_run_sends_and_changes_nothing(synerise_stand_in):
     before = list(OutboxEvent.objects.values())
     output = flush("--dry-run")
     assert "dry run: 7 events in 4 requests; nothing sent" in output
-    assert "would send 4 events" in output
+    assert "would send 4 v4 events (" in output
+    assert "bytes) to /v4/events/batch" in output
+    assert "would send 1 AI events (recommendation.view) (" in output
     assert synerise_stand_in.count == 0
     assert list(OutboxEvent.objects.values()) == before
 

@@ -21,10 +21,10 @@ from django.utils import timezone
 import django_synerise
 from django_synerise.events import CustomEvent
 from django_synerise.exceptions import AuthenticationError, EventTooLargeError, InvalidEventError
+from django_synerise.factory import build_client
 from django_synerise.models import OutboxEvent
 from django_synerise.signals import events_dead
 from django_synerise.testing import LocalSynerise
-from django_synerise.transport import build_client
 from tests.drain import Harness
 from tests.workers import delivery_report, is_poison, logical_id, mixed_events
 
@@ -300,7 +300,7 @@ def test_a_worker_whose_lease_ran_out_sends_none_of_its_remaining_rows(harness):
 
     from django_synerise.dispatch import Dispatcher
     from django_synerise.events import AIEvent
-    from django_synerise.transport import build_client
+    from django_synerise.factory import build_client
     from tests.workers import UUID
 
     server = harness.server
@@ -312,18 +312,18 @@ def test_a_worker_whose_lease_ran_out_sends_none_of_its_remaining_rows(harness):
     with override_settings(SYNERISE=tuning):
         other = Dispatcher(build_client(), sleep=harness.sleep)
         slow = build_client()
-        send = slow.send_ai_batch
+        send = slow.send
         first_request: list[str] = []
 
-        def send_then_stall(event_type, texts):
-            send(event_type, texts)
+        def send_then_stall(endpoint, texts, *, group=""):
+            send(endpoint, texts, group=group)
             if not first_request:
                 first_request.extend(texts)
                 # The reply came after the lease ran out; another worker got there first.
                 harness.clock.shift(dt.timedelta(seconds=61))
                 other.flush()
 
-        slow.send_ai_batch = send_then_stall
+        slow.send = send_then_stall
         Dispatcher(slow, sleep=harness.sleep).flush()
 
     counts = {}

@@ -41,9 +41,9 @@ from django_synerise.events import (
     page_visit,
 )
 from django_synerise.exceptions import InvalidEventError, SyneriseConfigurationError
+from django_synerise.factory import build_client
 from django_synerise.models import OutboxEvent
 from django_synerise.testing import LocalSynerise
-from django_synerise.transport import build_client
 from tests.drain import settings_for
 
 PROPERTY = settings(

@@ -7,16 +7,14 @@ import math
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import close_old_connections
-from django.db.utils import DatabaseError
 
 from ...dispatch import Dispatcher, FlushResult, preview
+from ...endpoints import EVENTS, endpoint_for
 from ...exceptions import AuthenticationError, SyneriseConfigurationError
 
 #: The longest --interval accepted: a day between passes is already more than any
@@ -67,8 +65,8 @@ def _argument(check: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def parse_batch_size(value: Any) -> int:
-    """``--batch-size``: 1 to 1000, Synerise's limit of events per request."""
-    return _count(value, 1000)
+    """``--batch-size``: 1 to Synerise's limit of v4 events per request (1000)."""
+    return _count(value, EVENTS.max_items)
 
 
 def parse_max_events(value: Any) -> int:
@@ -93,7 +91,7 @@ class Command(BaseCommand):
             metavar="N",
             type=_argument(parse_batch_size),
             default=None,
-            help="Events per request (1-1000; default SYNERISE['BATCH_SIZE']).",
+            help="v4 events per request (1-1000; default SYNERISE['BATCH_SIZE']).",
         )
         parser.add_argument(
             "--max-events",
@@ -146,76 +144,50 @@ class Command(BaseCommand):
 
     def _run(self, stop: threading.Event, batch_size: int | None, options: dict[str, Any]) -> None:
         tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
-        started = time.monotonic()
-        total = FlushResult()
-
-        def progress(result: FlushResult) -> None:
-            if tty:
-                elapsed = max(time.monotonic() - started, 1e-9)
-                self.stdout.write(
-                    f"\rsent {total.sent + result.sent}, retried {total.retried + result.retried}, "
-                    f"dead {total.dead + result.dead}, "
-                    f"{(total.sent + result.sent) / elapsed:.0f} events/s",
-                    ending="",
-                )
-                self.stdout.flush()
-
-        def pause(seconds: float) -> None:
-            # A pause for Retry-After waits on the stop event, not time.sleep(): a
-            # SIGTERM must not wait out a pause of up to RATE_LIMIT_MAX_WAIT.
-            stop.wait(seconds)
-
         try:
             dispatcher = Dispatcher(
-                batch_size=batch_size, should_stop=stop.is_set, on_progress=progress, sleep=pause
+                batch_size=batch_size,
+                should_stop=stop.is_set,
+                on_progress=self._progress if tty else None,
+                # A wait a SIGTERM ends at once, not time.sleep().
+                sleep=stop.wait,
             )
         except SyneriseConfigurationError as err:
             raise CommandError(str(err), returncode=1) from err
 
-        remaining_budget = options["max_events"]
-        while True:
-            try:
-                result = dispatcher.flush(max_events=remaining_budget)
-            except AuthenticationError as err:
-                raise CommandError(
-                    f"Synerise refused the credentials: {err}", returncode=1
-                ) from err
-            except DatabaseError as err:
-                if not options["loop"]:
-                    raise
-                # A dropped connection must not end a long-running worker: the
-                # rows it held are released by their lease, the next pass reconnects.
-                self.stderr.write(f"database error, reconnecting: {err.__class__.__name__}")
-                close_old_connections()
-                stop.wait(min(options["interval"], 1.0) or 0.1)
-                continue
-            total.add(result)
+        def each_pass(result: FlushResult) -> None:
             if not tty and options["loop"] and (result.sent or result.retried or result.dead):
                 self.stdout.write(result.summary())
-            if remaining_budget is not None:
-                remaining_budget -= result.sent + result.retried + result.dead + result.released
-                if remaining_budget <= 0:
-                    break
-            if not options["loop"] or stop.is_set():
-                break
-            if result.stopped_by in ("drained", "rate_limited"):
-                stop.wait(options["interval"])
-                if stop.is_set():
-                    break
-            close_old_connections()
+
+        try:
+            total = dispatcher.run(
+                loop=options["loop"],
+                interval=options["interval"],
+                max_events=options["max_events"],
+                on_pass=each_pass,
+                report=self.stderr.write,
+            )
+        except AuthenticationError as err:
+            raise CommandError(f"Synerise refused the credentials: {err}", returncode=1) from err
         if tty:
             self.stdout.write("")
-        total.duration = time.monotonic() - started
         self.stdout.write(total.summary())
+
+    def _progress(self, result: FlushResult) -> None:
+        self.stdout.write(
+            f"\rsent {result.sent}, retried {result.retried}, dead {result.dead}", ending=""
+        )
+        self.stdout.flush()
 
     def _dry_run(self, max_events: int | None, batch_size: int | None) -> None:
         planned = preview(max_events=max_events, batch_size=batch_size)
         count = sum(request.count for request in planned)
         for request in planned:
-            kind = f" {request.batch_type}" if request.batch_type else ""
+            group = f" ({request.group})" if request.group else ""
+            label = endpoint_for(request.endpoint).label
             self.stdout.write(
-                f"would send {request.count} events ({request.size} bytes) to "
-                f"{request.endpoint}{kind}"
+                f"would send {request.count} {label}{group} ({request.size} bytes) "
+                f"to {request.path}"
             )
         self.stdout.write(f"dry run: {count} events in {len(planned)} requests; nothing sent")
 

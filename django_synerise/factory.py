@@ -1,8 +1,10 @@
-"""The Django side of the client: a shared token cache and a factory reading ``SYNERISE``.
+"""A :class:`~django_synerise.client.SyneriseClient` built from the ``SYNERISE`` settings.
 
-:class:`~django_synerise.client.SyneriseClient` knows nothing of Django; this
-module wires it to the settings and to Django's cache framework, so that every
-worker process shares one workspace token.
+The client knows nothing of Django; :func:`build_client` reads the settings,
+says which credential is missing (the rule lives in :mod:`~django_synerise.conf`,
+beside the system check that reports it) and shares the workspace token
+between processes through Django's cache
+(:class:`~django_synerise.auth.DjangoTokenCache`).
 """
 
 from __future__ import annotations
@@ -10,42 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import BaseCache, caches
 
+from .auth import DjangoTokenCache
 from .client import SyneriseClient
 from .conf import credentials_message, missing_credentials, synerise_settings
 from .exceptions import SyneriseConfigurationError
 
 __all__ = ["DjangoTokenCache", "build_client"]
-
-
-class DjangoTokenCache:
-    """A :class:`~django_synerise.client.TokenCache` over ``django.core.cache.caches[alias]``.
-
-    The backend is looked up on every call (``caches`` hands out one
-    connection per thread). Use a cache every worker can see (Redis,
-    Memcached, database) to share the token between processes; with
-    ``LocMemCache`` each process logs in on its own, which still works.
-    """
-
-    def __init__(self, alias: str = "default") -> None:
-        self.alias = alias
-
-    @property
-    def cache(self) -> BaseCache:
-        return caches[self.alias]
-
-    def get(self, key: str) -> str | None:
-        value = self.cache.get(key)
-        return value if isinstance(value, str) else None
-
-    def set(self, key: str, value: str, timeout: float) -> None:
-        # Whole seconds, at least one: some backends want integers and 0
-        # means "do not store" to Django.
-        self.cache.set(key, value, max(1, int(timeout)))
-
-    def delete(self, key: str) -> None:
-        self.cache.delete(key)
 
 
 def build_client(**overrides: Any) -> SyneriseClient:
