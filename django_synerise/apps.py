@@ -26,6 +26,8 @@ class SyneriseConfig(AppConfig):
         django_checks.register(checks.check_settings, checks.TAG)
         django_checks.register(checks.check_installation, checks.TAG)
         django_checks.register(checks.check_deploy, checks.TAG, deploy=True)
+        django_checks.register(checks.check_forwarded_for, checks.TAG)
+        django_checks.register(checks.check_rate_limit_cache, checks.TAG, deploy=True)
         self.ready_errors = []
         try:
             hooks.connect_configured_hooks()

@@ -39,7 +39,9 @@ __all__ = [
     "CHECKS",
     "TAG",
     "check_deploy",
+    "check_forwarded_for",
     "check_installation",
+    "check_rate_limit_cache",
     "check_settings",
     "is_loopback_url",
 ]
@@ -97,6 +99,18 @@ CHECKS: dict[str, CheckInfo] = {
         "No `TRACKER_KEY` while page visits are on: `{% synerise_tracking_code %}` renders "
         "nothing, so anonymous visitors get no `_snrs_uuid` and their visits are skipped.",
     ),
+    "synerise.W020": CheckInfo(
+        "warning",
+        "`--deploy`",
+        "Django's `default` cache is per process (`LocMemCache`) or stores nothing "
+        "(`DummyCache`): the page-visit and beacon rate limits count per process, or not at all.",
+    ),
+    "synerise.W021": CheckInfo(
+        "warning",
+        "always",
+        "A request carried `X-Forwarded-For` while `NUM_PROXIES` is not set: rate limits "
+        "use `REMOTE_ADDR`, which behind a proxy is the proxy's.",
+    ),
 }
 
 _SETTINGS_HINT = "Every key and the values it accepts: docs/configuration.md."
@@ -152,6 +166,55 @@ def check_settings(
             )
         )
     return messages
+
+
+_PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
+
+
+def check_rate_limit_cache(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W020 (``--deploy``): the rate limits need a cache every process shares."""
+    from django.conf import settings
+
+    values, _ = _read_settings()  # check_settings reports invalid values
+    if values.get("ENABLED") is False:
+        return []  # nothing is recorded, nothing to limit
+    backend = str((getattr(settings, "CACHES", {}).get("default") or {}).get("BACKEND", ""))
+    if backend not in _PER_PROCESS_CACHES:
+        return []
+    return [
+        Warning(
+            f"CACHES['default'] is {backend.rsplit('.', 1)[-1]}: the page-visit and beacon "
+            "rate limits (PAGE_VISITS['THROTTLE_RATE'], BEACON_THROTTLE_RATE) count per "
+            "process, so N processes allow N times the rate (DummyCache: no limit at all).",
+            hint="Use a shared cache (Redis, Memcached) for CACHES['default'] in production.",
+            id="synerise.W020",
+        )
+    ]
+
+
+def check_forwarded_for(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[CheckMessage]:
+    """W021: a request carried ``X-Forwarded-For`` and no proxy is declared."""
+    from .ratelimit import forwarded_for_seen, num_proxies
+
+    if num_proxies() is not None or not forwarded_for_seen():
+        return []
+    return [
+        Warning(
+            "Requests carry X-Forwarded-For but SYNERISE['NUM_PROXIES'] is not set: rate "
+            "limits count every client by REMOTE_ADDR, which behind a proxy is the proxy's "
+            "own address (one budget shared by all visitors).",
+            hint="Behind a proxy, set SYNERISE['NUM_PROXIES'] to the number of proxies in "
+            "front of Django; with none, set it to 0 (the header is then a client's own).",
+            id="synerise.W021",
+        )
+    ]
 
 
 def check_deploy(

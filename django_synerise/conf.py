@@ -91,9 +91,14 @@ def _is_number(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Text:
-    """A string; with ``optional``, ``None`` or ``""`` mean "not set" (read as ``None``)."""
+    """A string; with ``optional``, ``None`` or ``""`` mean "not set" (read as ``None``).
+
+    ``secret``: an error names the value's type, never the value (a key put in a
+    tuple by a stray comma must not end up in a log or a traceback).
+    """
 
     optional: bool = True
+    secret: bool = False
 
     @property
     def accepts(self) -> str:
@@ -104,7 +109,8 @@ class Text:
             return None
         if not isinstance(value, str) or (not self.optional and not value):
             kind = "a string or None" if self.optional else "a non-empty string"
-            raise _refuse(name, f"must be {kind}, not {value!r}")
+            shown = f"a {type(value).__name__} (value hidden)" if self.secret else repr(value)
+            raise _refuse(name, f"must be {kind}, not {shown}")
         return value or None
 
 
@@ -448,7 +454,7 @@ SECTIONS: dict[str, dict[str, Setting]] = {
             "GCP: `https://api.geb.synerise.com`).",
         ),
         "API_KEY": Setting(
-            None, Text(), 'Workspace API key: logs in (`AUTH="jwt"`) or Basic auth.'
+            None, Text(secret=True), 'Workspace API key: logs in (`AUTH="jwt"`) or Basic auth.'
         ),
         "AUTH": Setting(
             "jwt",
@@ -459,7 +465,7 @@ SECTIONS: dict[str, dict[str, Setting]] = {
         "WORKSPACE_GUID": Setting(None, Text(), 'Needed when `AUTH="basic"`.'),
         "TRACKER_KEY": Setting(
             None,
-            Text(),
+            Text(secret=True),
             "Web tracker key: the JS tracking code, and the `token` of recommendation (AI) events.",
         ),
         "API_VERSION": Setting(

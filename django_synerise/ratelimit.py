@@ -38,6 +38,7 @@ __all__ = [
     "FORWARDED_FOR_SEEN_KEY",
     "Decision",
     "client_address",
+    "forwarded_for_seen",
     "hit",
     "num_proxies",
 ]
@@ -49,6 +50,7 @@ FORWARDED_FOR_SEEN_KEY = "django_synerise:forwarded_for_seen"
 CACHE_ALIAS = "default"
 _KEY_PREFIX = "django_synerise:rate"
 _warned_forwarded_for = threading.Event()
+_forwarded_for_noted_at = -1e18
 
 
 def num_proxies() -> int | None:
@@ -79,22 +81,35 @@ def _canonical(text: str) -> str | None:
 
 
 def _note_forwarded_for() -> None:
-    if _warned_forwarded_for.is_set():
+    global _forwarded_for_noted_at
+    now = time.monotonic()
+    if now - _forwarded_for_noted_at < 60:
         return
-    _warned_forwarded_for.set()
-    logger.warning(
-        "A request carried X-Forwarded-For, but SYNERISE['NUM_PROXIES'] is not set: "
-        "rate limits use REMOTE_ADDR. Behind a proxy, set NUM_PROXIES to the number "
-        "of proxies in front of Django."
-    )
+    _forwarded_for_noted_at = now
+    if not _warned_forwarded_for.is_set():
+        _warned_forwarded_for.set()
+        logger.warning(
+            "A request carried X-Forwarded-For, but SYNERISE['NUM_PROXIES'] is not set: "
+            "rate limits use REMOTE_ADDR. Behind a proxy, set NUM_PROXIES to the number "
+            "of proxies in front of Django (0 if there are none)."
+        )
     try:
+        # Refreshed at most once a minute per process, for the check synerise.W021.
         caches[CACHE_ALIAS].set(FORWARDED_FOR_SEEN_KEY, time.time(), 7 * 86400)
     except Exception:  # the cache is a convenience for the check, never a failure
         logger.debug("could not record X-Forwarded-For in the cache", exc_info=True)
 
 
-class _HasMeta(Protocol):
-    META: Mapping[str, Any]
+def forwarded_for_seen() -> bool:
+    """Whether a request with ``X-Forwarded-For`` arrived while no proxy was declared.
+
+    Remembered for a week in the ``default`` cache (with a per-process cache,
+    only this process's requests count).
+    """
+    try:
+        return caches[CACHE_ALIAS].get(FORWARDED_FOR_SEEN_KEY) is not None
+    except Exception:
+        return _warned_forwarded_for.is_set()
 
 
 def client_address(request: HttpRequest | _HasMeta) -> str:

@@ -219,3 +219,30 @@ def test_the_documented_ways_to_quiet_a_missing_key():
             assert [m for m in run_checks(tags=[TAG]) if not m.is_silenced()] == []
     with override_settings(SYNERISE={**synerise(API_KEY=None), **disabled}):
         assert run_checks(tags=[TAG], include_deployment_checks=True) == []
+
+
+def test_w020_a_per_process_cache_under_deploy(settings):
+    from django_synerise.checks import check_rate_limit_cache
+
+    assert ids(check_rate_limit_cache()) == ["synerise.W020"]  # the test settings: LocMemCache
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache"}}
+    assert check_rate_limit_cache() == []
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    assert "no limit at all" in only(check_rate_limit_cache(), "synerise.W020").msg
+
+
+@pytest.mark.django_db
+def test_w021_forwarded_for_seen_without_declared_proxies(client, monkeypatch):
+    from django_synerise import ratelimit
+    from django_synerise.checks import check_forwarded_for
+
+    monkeypatch.setattr(ratelimit, "_forwarded_for_noted_at", -1e18)
+    assert check_forwarded_for() == []
+    client.post("/synerise/beacon/", data="{}", content_type="text/plain")
+    assert check_forwarded_for() == []  # no header, nothing to say
+    client.post(
+        "/synerise/beacon/", data="{}", content_type="text/plain", HTTP_X_FORWARDED_FOR="1.2.3.4"
+    )
+    assert "NUM_PROXIES" in only(check_forwarded_for(), "synerise.W021").msg
+    with override_settings(SYNERISE=synerise(NUM_PROXIES=1)):
+        assert check_forwarded_for() == []

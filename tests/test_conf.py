@@ -349,3 +349,21 @@ def test_the_client_factory_uses_the_credentials_rule():
     ):
         build_client()
     assert str(exc.value) == conf.credentials_message("jwt", ["API_KEY"])
+
+
+@pytest.mark.parametrize("key", ["API_KEY", "TRACKER_KEY"])
+def test_a_malformed_secret_is_named_but_never_echoed(key):
+    """Before: ``API_KEY=("...",)`` (a stray comma) printed the key in the error."""
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    secret = "sk-live-0123456789abcdef"
+    with override_settings(SYNERISE={key: (secret,)}):
+        synerise_settings.reload()
+        with pytest.raises(SyneriseConfigurationError) as raised:
+            getattr(synerise_settings, key)
+        assert key in str(raised.value) and "tuple" in str(raised.value)
+        assert secret not in str(raised.value)
+        with pytest.raises(SystemCheckError) as failed:
+            call_command("check")
+        assert secret not in str(failed.value)
