@@ -100,6 +100,10 @@ def _note_forwarded_for() -> None:
         logger.debug("could not record X-Forwarded-For in the cache", exc_info=True)
 
 
+class _HasMeta(Protocol):
+    META: Mapping[str, Any]
+
+
 def forwarded_for_seen() -> bool:
     """Whether a request with ``X-Forwarded-For`` arrived while no proxy was declared.
 
