@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 from typing import Any
 
 import pytest
+import requests
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import connections
+from django.db import connection, connections
 from django.test import AsyncClient, Client, RequestFactory, override_settings
 
 import django_synerise
@@ -19,6 +21,7 @@ from django_synerise import signals
 from django_synerise.events import AIEvent, CustomEvent, DedicatedEvent, Transaction
 from django_synerise.exceptions import InvalidEventError, SyneriseConfigurationError
 from django_synerise.models import OutboxEvent
+from tests.workers import Worker, worker_env
 
 UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
 HOOK = "tests.testapp.tracking_views.drop_staff_mask_email"
@@ -350,3 +353,58 @@ def test_async_view_through_django_async_client():
     staff_ids = staff_response.json()
     assert staff_ids["row"] is None and staff_ids["dedicated"] is None and staff_ids["many"] == []
     assert staff_ids["explicit"] is not None
+
+
+# -- under a real ASGI server ---------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_view_under_uvicorn_with_the_hook(tmp_path):
+    staff = User.objects.create_user("admin", is_staff=True)
+    staff_session = Client()
+    staff_session.force_login(staff)
+    port = free_port()
+    env = worker_env(connection.settings_dict, {"BEFORE_WRITE": HOOK, "RAISE_ERRORS": True})
+    server = Worker(
+        "uvicorn",
+        ["tests.asgi:application", "--host", "127.0.0.1", "--port", str(port), "--lifespan", "off"],
+        env,
+        tmp_path,
+        module="uvicorn",
+        ready_marker="Uvicorn running",
+        merge_stderr=True,
+    ).start()
+    url = f"http://127.0.0.1:{port}/tracking/async/"
+    headers = {"User-Agent": CHROME, "Referer": "https://ads.example/"}
+    try:
+        server.wait_ready()
+        visitor = requests.get(
+            url + "?utm_source=uvicorn", headers=headers, cookies={"_snrs_uuid": UUID}, timeout=30
+        )
+        staff_cookies = {"_snrs_uuid": UUID, "sessionid": staff_session.cookies["sessionid"].value}
+        staffer = requests.get(url, headers=headers, cookies=staff_cookies, timeout=30)
+    finally:
+        server.terminate()
+    assert visitor.status_code == 200, server.diagnostics()
+    assert staffer.status_code == 200, server.diagnostics()
+    assert "SynchronousOnlyOperation" not in "\n".join(server.lines)
+
+    ids = visitor.json()
+    liked = payload(OutboxEvent.objects.get(pk=ids["row"]))
+    assert liked["client"] == {"uuid": UUID}
+    assert liked["params"]["url"] == f"http://127.0.0.1:{port}/tracking/async/?utm_source=uvicorn"
+    assert liked["params"]["utm_source"] == "uvicorn"
+    assert liked["params"]["email"] == "***" and liked["params"]["hookSawRequest"] is True
+    assert len(ids["many"]) == 3 and ids["dedicated"] and ids["explicit"]
+    # The staff user's request-bound records were dropped by the hook.
+    staff_ids = staffer.json()
+    assert staff_ids["row"] is None and staff_ids["dedicated"] is None and staff_ids["many"] == []
+    # Six rows for the visitor, the explicit-client one for the staff user (and the
+    # client.login of force_login above, written in this process).
+    assert OutboxEvent.objects.exclude(action="client.login").count() == 6 + 1
