@@ -6,11 +6,14 @@ import subprocess
 import sys
 import textwrap
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.conf import settings
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 from django.utils import timezone
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import REGISTRY
 
 import django_synerise
@@ -18,7 +21,13 @@ from django_synerise import metrics, signals
 from django_synerise.dispatch import flush
 from django_synerise.events import AIEvent, CustomEvent, Transaction
 from django_synerise.models import OutboxEvent
+from tests.docs_samples import run_sample, sample
 from tests.workers import ROOT
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
 
 pytestmark = pytest.mark.django_db
 UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
@@ -217,3 +226,49 @@ def test_without_prometheus_client_nothing_is_imported():
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ok"
+
+
+# -- the docs' samples ----------------------------------------------------------------
+
+
+def test_docs_prometheus_install_names_the_extra():
+    assert sample("prometheus-install").strip() == 'pip install "django-synerise[prometheus]"'
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(req.startswith("prometheus-client") for req in extras["prometheus"])
+
+
+def test_docs_metrics_view_serves_every_metric_with_fresh_gauges():
+    view = run_sample("metrics-view")["metrics"]
+    django_synerise.track_many(mixed())
+    response = view(RequestFactory().get("/metrics"))
+    text = response.content.decode()
+    assert response["Content-Type"].startswith("text/plain")
+    for name in NAMES:
+        assert f"# TYPE {name}" in text
+    assert "synerise_outbox_pending 4.0" in text
+
+
+def test_docs_opentelemetry_receivers_record_a_flush(synerise_stand_in):
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    # The sample asks the global API for its meter; hand it this test's provider.
+    with mock.patch("opentelemetry.metrics.get_meter", provider.get_meter):
+        ns = run_sample("opentelemetry")
+    try:
+        django_synerise.track_many(mixed())
+        flush()
+    finally:
+        signals.events_sent.disconnect(ns["count_sent"])
+        signals.events_dead.disconnect(ns["count_dead"])
+        signals.api_request_finished.disconnect(ns["time_request"])
+    points: dict[str, Any] = {}
+    for resource in reader.get_metrics_data().resource_metrics:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                points[metric.name] = list(metric.data.data_points)
+    sent = {dict(p.attributes)["kind"]: p.value for p in points["synerise.records.sent"]}
+    assert sent == {"event": 2, "transaction": 1, "ai": 1}
+    durations = points["synerise.flush.request.duration"]
+    assert sum(p.count for p in durations) == 3  # events, transactions, ai

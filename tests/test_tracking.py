@@ -21,6 +21,7 @@ from django_synerise import signals
 from django_synerise.events import AIEvent, CustomEvent, DedicatedEvent, Transaction
 from django_synerise.exceptions import InvalidEventError, SyneriseConfigurationError
 from django_synerise.models import OutboxEvent
+from tests.docs_samples import run_sample
 from tests.workers import Worker, worker_env
 
 UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
@@ -408,3 +409,78 @@ def test_async_view_under_uvicorn_with_the_hook(tmp_path):
     # Six rows for the visitor, the explicit-client one for the staff user (and the
     # client.login of force_login above, written in this process).
     assert OutboxEvent.objects.exclude(action="client.login").count() == 6 + 1
+
+
+# -- the docs' samples ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_docs_track_request_sample():
+    view = run_sample("track-request")["choose_size"]
+    request = RequestFactory().post("/shoes/?utm_source=news", {"size": "42"})
+    request.COOKIES["_snrs_uuid"] = UUID
+    assert view(request, "SHOE-1").status_code == 204
+    body = payload()
+    assert body["client"] == {"uuid": UUID}
+    assert body["params"]["sku"] == "SHOE-1" and body["params"]["size"] == "42"
+    assert body["params"]["utm_source"] == "news"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_docs_async_samples():
+    view = run_sample("async-view")["add_to_wishlist"]
+    request = visitor_request()
+    response = run(view(request, "MUG-001"))
+    assert json.loads(response.content) == {"recorded": True}
+    assert payload()["params"]["sku"] == "MUG-001"
+    OutboxEvent.objects.all().delete()
+
+    try:
+        run_sample("async-script")  # calls asyncio.run() itself
+    finally:
+        run(asyncio.sleep(0))
+    assert sorted(OutboxEvent.objects.values_list("action", flat=True)) == [
+        "client.logout",
+        "import.finished",
+        *["quiz.answered"] * 3,
+    ]
+    OutboxEvent.objects.all().delete()
+
+    change_email = run_sample("async-atomic")["change_email"]
+    user = User.objects.create_user("ada", email="old@example.com")
+    post = RequestFactory().post("/account/email/", {"email": "ada@example.com"})
+
+    async def auser() -> User:
+        return user
+
+    post.auser = auser
+    assert run(change_email(post)).status_code == 200
+    assert User.objects.get(pk=user.pk).email == "ada@example.com"
+    assert payload()["client"] == {"customId": str(user.pk)}
+    assert payload()["params"] == {"email": "ada@example.com"}
+
+
+@pytest.mark.django_db
+def test_docs_before_write_recipes():
+    hook = run_sample("before-write-recipes")["before_write"]
+    staff = User.objects.create_user("admin", is_staff=True)
+    customer = User.objects.create_user("ada")
+    staff_request = visitor_request()
+    staff_request.user = staff
+    office = visitor_request(REMOTE_ADDR="10.1.2.3")
+    office.user = customer
+    outside = visitor_request(REMOTE_ADDR="203.0.113.9")
+    outside.user = customer
+    with synerise(BEFORE_WRITE=hook):
+        assert django_synerise.track("size.chosen", request=staff_request) is None
+        assert django_synerise.track("size.chosen", request=office) is None
+        row = django_synerise.track(
+            "signup.started", request=outside, params={"email": "ada@example.com"}
+        )
+        # No request (a command, a model hook): only masking applies.
+        background = django_synerise.track(
+            "import.finished", client={"customId": "1"}, params={"email": "x@example.com"}
+        )
+    assert payload(row)["params"]["email"] == "[masked]"
+    assert payload(background)["params"] == {"email": "[masked]"}
+    assert OutboxEvent.objects.count() == 2
