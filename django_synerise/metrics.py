@@ -73,7 +73,7 @@ class _Metrics:
         )
         self.dropped = Counter(
             "synerise_records_dropped",
-            "Records not written although tracking is enabled (BEFORE_WRITE, limits).",
+            "Records not written although tracking is enabled (BEFORE_WRITE, MAX_PENDING).",
             ["kind", "reason"],
         )
         # "mostrecent": in prometheus-client's multiprocess mode the last

@@ -14,8 +14,8 @@ together).
 ``events_dropped(events=list[Event], reason=str)``
     Sent for records that were not written although the package is enabled:
     ``reason`` is ``"before_write"`` (``SYNERISE["BEFORE_WRITE"]`` returned
-    ``None``) or ``"before_write_error"`` (it raised, and ``RAISE_ERRORS`` is
-    false); other producers may add their own reasons. ``events`` are the
+    ``None``), ``"before_write_error"`` (it raised, and ``RAISE_ERRORS`` is
+    false) or ``"max_pending"`` (a page visit or beacon over ``MAX_PENDING``). ``events`` are the
     record objects of :mod:`django_synerise.events` (nothing was written).
 ``events_sent(ids=list[int], endpoint=str, batch_type=str, kind=str)``
     Sent after Synerise accepted a request.

@@ -29,6 +29,7 @@ import datetime as dt
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.http import HttpRequest
@@ -39,6 +40,7 @@ from .conf import synerise_settings
 from .events import CLIENT_IDENTIFIERS, CustomEvent, Event
 from .exceptions import InvalidEventError
 from .identity import may_track, resolve_client
+from .middleware import MAX_URL_CHARS, UTM_PARAMETERS, clean_referrer, clean_url
 from .models import OutboxEvent
 
 __all__ = [
@@ -53,9 +55,6 @@ __all__ = [
 
 logger = logging.getLogger("django_synerise.tracking")
 
-UTM_PARAMETERS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-MAX_URL_CHARS = 2048
-
 # Validates an event whose visitor turned out to be anonymous: a misspelt action
 # must raise in development even when nobody is logged in.
 _PLACEHOLDER_CLIENT = {"customId": "validation"}
@@ -68,16 +67,19 @@ def _cap(value: str | None) -> str | None:
 def request_context(request: HttpRequest) -> dict[str, Any]:
     """The context a page visit carries, for a custom event recorded during ``request``.
 
-    ``url`` (absolute), ``path``, ``referrer``, ``userAgent`` and the UTM
-    parameters present in the query string (by their own names,
-    ``utm_source`` ...); absent values are left out. URLs and the user agent
-    are cut to 2,048 characters, as in page visits.
+    ``url``, ``path`` and ``referrer`` as page visits report them (the query
+    string reduced to the UTM parameters and ``PAGE_VISITS["KEEP_QUERY_PARAMS"]``,
+    ``MASK_PATHS`` applied, a cross-site referrer cut to its origin: see
+    :func:`django_synerise.middleware.clean_url`), ``userAgent``, and the UTM
+    parameters by their own names (``utm_source`` ...). Absent values are left
+    out; URLs and the user agent are cut to 2,048 characters.
     """
+    url = clean_url(request)
     query = request.GET
     context: dict[str, Any] = {
-        "url": request.build_absolute_uri()[:MAX_URL_CHARS],
-        "path": request.path[:MAX_URL_CHARS],
-        "referrer": _cap(request.META.get("HTTP_REFERER")),
+        "url": url,
+        "path": urlsplit(url).path,
+        "referrer": clean_referrer(request),
         "userAgent": _cap(request.META.get("HTTP_USER_AGENT")),
     }
     for key in UTM_PARAMETERS:

@@ -272,3 +272,16 @@ def test_docs_opentelemetry_receivers_record_a_flush(synerise_stand_in):
     assert sent == {"event": 2, "transaction": 1, "ai": 1}
     durations = points["synerise.flush.request.duration"]
     assert sum(p.count for p in durations) == 3  # events, transactions, ai
+
+
+def test_page_visits_dropped_over_max_pending_are_counted(monkeypatch):
+    from django_synerise import outbox
+    from django_synerise.events import page_visit
+
+    delta = Delta(("synerise_records_dropped_total", {"kind": "event", "reason": "max_pending"}))
+    monkeypatch.setattr(
+        outbox, "backlog_full", lambda: True
+    )  # as if the outbox were over MAX_PENDING
+    visit = page_visit(client={"uuid": UUID}, url="https://shop.example/")
+    assert outbox.enqueue_droppable(visit) is None
+    assert delta("synerise_records_dropped_total", kind="event", reason="max_pending") == 1
