@@ -73,6 +73,9 @@ class FlushResult:
     remaining: int | None = None
     duration: float = 0.0
     stopped_by: str = "drained"
+    #: Rows due when the pass started (within ``max_events``); counted only for
+    #: an ``on_progress`` watcher, which shows what is left and an ETA.
+    due: int | None = None
 
     @property
     def events_per_second(self) -> float:
@@ -242,6 +245,8 @@ class Dispatcher:
         started = time.monotonic()
         pass_start = timezone.now()
         handled = 0
+        if self.on_progress is not None:
+            result.due = _due_count(pass_start, max_events)
         # Endpoints that refused the credentials in this pass: their rows are
         # released without another try; the pass raises once the rest is sent.
         self._refused = {}
@@ -546,6 +551,17 @@ def flush(
         # Housekeeping: a failed purge is retried next hour and never fails delivery.
         logger.exception("automatic purge of sent outbox rows failed")
     return result
+
+
+def _due_count(now: dt.datetime, limit: int | None) -> int:
+    queryset = OutboxEvent.objects.using(outbox.db_alias()).filter(
+        status=outbox.PENDING, next_attempt_at__lte=now
+    )
+    if limit is not None:
+        # Counting past the pass's own limit would only cost time.
+        return len(queryset.values_list("id", flat=True)[:limit])
+    count: int = queryset.count()
+    return count
 
 
 def preview(

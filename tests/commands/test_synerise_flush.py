@@ -318,3 +318,48 @@ def test_flush_without_use_tz_delivers_retries_and_gives_up(synerise_stand_in):
         assert row.dead_at is not None and timezone.is_naive(row.dead_at)
         assert abs((row.dead_at - dt.datetime.now()).total_seconds()) < 60
         assert outbox.health().dead_last_day == 1
+
+
+class Terminal(StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def enqueue_custom(n: int) -> None:
+    django_synerise.track_many(
+        [
+            django_synerise.events.CustomEvent("dog.bark", client={"customId": str(i)})
+            for i in range(n)
+        ]
+    )
+
+
+@pytest.mark.django_db
+def test_progress_on_a_terminal(synerise_stand_in, monkeypatch):
+    from django_synerise.management.commands import synerise_flush
+
+    # Every pass counts as long here; by default the line waits a second.
+    monkeypatch.setattr(synerise_flush.Command, "progress_delay", 0.0)
+    monkeypatch.setattr(synerise_flush.Command, "progress_interval", 0.0)
+    enqueue_custom(50)
+    out = Terminal()
+    call_command("synerise_flush", "--batch-size", "10", stdout=out)
+    text = out.getvalue()
+    assert "\rsent 10 of 50, 40 remaining, " in text
+    assert "\rsent 50 of 50, 0 remaining, " in text
+    assert " events/s, ETA " in text
+    # The line is wiped, and the summary stands on a line of its own.
+    last = text.split("\r")[-1]
+    assert last.startswith("sent 50, retried 0, dead 0, remaining 0 in ")
+
+
+@pytest.mark.django_db
+def test_no_progress_under_cron(synerise_stand_in, monkeypatch):
+    from django_synerise.management.commands import synerise_flush
+
+    monkeypatch.setattr(synerise_flush.Command, "progress_delay", 0.0)
+    enqueue_custom(50)
+    output = flush("--batch-size", "10")
+    assert "\r" not in output and "ETA" not in output
+    assert output.splitlines() == [output.strip()]
+    assert output.startswith("sent 50, retried 0, dead 0, remaining 0 in ")

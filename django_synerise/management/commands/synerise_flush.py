@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...dispatch import Dispatcher, FlushResult, preview
 from ...endpoints import EVENTS, endpoint_for
 from ...exceptions import AuthenticationError, SyneriseConfigurationError
+from ...progress import Progress
 
 #: The longest --interval accepted: a day between passes is already more than any
 #: schedule needs, and far below what threading's waits can take.
@@ -85,6 +86,11 @@ class Command(BaseCommand):
         "running until SIGTERM/SIGINT. Safe to run in several processes at once."
     )
 
+    #: Seconds before a pass shows progress (shorter passes print only the summary),
+    #: and between redraws.
+    progress_delay = 1.0
+    progress_interval = 0.5
+
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--batch-size",
@@ -144,6 +150,8 @@ class Command(BaseCommand):
 
     def _run(self, stop: threading.Event, batch_size: int | None, options: dict[str, Any]) -> None:
         tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
+        self._bar: Progress | None = None
+        self._bar_for: FlushResult | None = None
         try:
             dispatcher = Dispatcher(
                 batch_size=batch_size,
@@ -169,15 +177,23 @@ class Command(BaseCommand):
             )
         except AuthenticationError as err:
             raise CommandError(f"Synerise refused the credentials: {err}", returncode=1) from err
-        if tty:
-            self.stdout.write("")
+        if self._bar is not None:
+            self._bar.finish()
         self.stdout.write(total.summary())
 
     def _progress(self, result: FlushResult) -> None:
-        self.stdout.write(
-            f"\rsent {result.sent}, retried {result.retried}, dead {result.dead}", ending=""
-        )
-        self.stdout.flush()
+        # One line per pass, redrawn as its requests go out (a new pass, a new line).
+        if self._bar is None or self._bar_for is not result:
+            if self._bar is not None:
+                self._bar.finish()
+            self._bar = Progress(
+                self.stdout,
+                total=result.due,
+                delay=self.progress_delay,
+                interval=self.progress_interval,
+            )
+            self._bar_for = result
+        self._bar.update(result.handled)
 
     def _dry_run(self, max_events: int | None, batch_size: int | None) -> None:
         planned = preview(max_events=max_events, batch_size=batch_size)
