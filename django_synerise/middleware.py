@@ -1,75 +1,16 @@
 """Page visits: one ``page.visit`` event per page a person looked at.
 
-Add the middleware after Django's ``AuthenticationMiddleware``::
+Add :class:`PageVisitMiddleware` after Django's ``AuthenticationMiddleware``.
+It records a response (one outbox row) only when :func:`should_track` lets it
+through (the ``SYNERISE["PAGE_VISITS"]`` filters, no database access) and then
+:func:`record_page_visit` finds the visitor may be tracked and is identified,
+within the rate limit and the backlog cap. It never
+changes a response and never breaks one: errors are logged once on
+``django_synerise.middleware`` (log record attribute ``synerise_action``) and
+swallowed, unless ``SYNERISE["RAISE_ERRORS"]``. WSGI and ASGI alike.
 
-    MIDDLEWARE = [
-        ...,
-        "django.contrib.auth.middleware.AuthenticationMiddleware",
-        "django_synerise.middleware.PageVisitMiddleware",
-        ...,
-    ]
-
-A request is tracked when all of these hold (each is a ``SYNERISE["PAGE_VISITS"]``
-key; defaults in brackets):
-
-* ``ENABLED`` [True] and the global ``SYNERISE["ENABLED"]`` [True];
-* its method is in ``METHODS`` [``["GET"]``];
-* the response status is in ``STATUS_CODES`` [``[200]``];
-* the response's media type is in ``CONTENT_TYPES`` [``["text/html"]``]
-  (``"text/*"`` matches a whole family);
-* it is not the admin (any ``AdminSite``, by its URL namespace, and the
-  prefix of ``reverse("admin:index")``), its path is not under
-  ``STATIC_URL`` or ``MEDIA_URL``, matches no ``EXCLUDE_PATHS`` regex and, when
-  ``INCLUDE_PATHS`` is not empty, matches one of those (regexes are searched in
-  ``request.path_info``, the path your URLconf sees);
-* it is a navigation, not a background request: not a prefetch or prerender
-  (``Sec-Purpose: prefetch`` or ``prefetch;prerender``), not ``fetch()``/XHR
-  (``Sec-Fetch-Dest: empty``, ``X-Requested-With: XMLHttpRequest``), not an htmx
-  fragment (``HX-Request`` without ``HX-Boosted``). A prefetched or prerendered
-  page is therefore never counted, not even when the visitor then opens it: the
-  browser shows what it already loaded and sends no new request;
-* with ``EXCLUDE_BOTS`` [True], its user agent is not a known crawler, monitor,
-  link previewer or scanner (:func:`django_synerise.bots.is_bot`);
-* with ``EXCLUDE_AUTOMATION`` [False], its user agent is not an HTTP library or
-  an automated browser (``curl``, ``python-requests``, ``HeadlessChrome`` ...:
-  :func:`django_synerise.bots.is_automation`). Off by default: such a request is
-  only recorded when it carries the tracker's cookie or a logged-in user, so it
-  is almost always a deliberate session (a QA script, an app's webview, an
-  end-to-end test);
-* the visitor may be tracked (:func:`django_synerise.identity.may_track`:
-  ``SYNERISE["CONSENT"]``, ``Sec-GPC: 1`` refused by default, ``DNT: 1`` with
-  ``SYNERISE["RESPECT_DNT"]``);
-* somebody is identified (:func:`django_synerise.identity.resolve_client`,
-  the same answer as ``get_client``); anonymous requests without the tracker's
-  cookie are skipped and counted in a debug log line.
-
-The event carries ``url`` (absolute, with the query string), ``path``,
-``referrer``, ``title`` (see :func:`set_page_title`), the UTM parameters,
-``userAgent`` and whatever ``PARAMS`` (``f(request, response) -> dict``)
-adds; its ``time`` is when the request arrived at this middleware. URLs,
-referrer and user agent are cut to 2,048 characters, the title to 512.
-
-Cost: an untracked request costs no write. Identity is checked last, after
-every other filter passed, so a request filtered out by them (a POST, a 404,
-JSON, the admin, a bot ...) costs no query either. Checking identity (with the
-default resolver; a ``CLIENT_RESOLVER`` costs what it does) reads
-``request.user``, which costs nothing if something earlier in the request
-already loaded it (Django caches it on the request), else nothing without a
-session cookie, one session read with one, and one user read more for a
-logged-in visitor. So the only untracked request that may cost a query is an
-anonymous visitor with a session cookie but no tracker cookie: one session
-read, to learn that nobody is logged in. A tracked request costs one
-``INSERT``, plus those reads if nothing loaded them before. On PostgreSQL
-most of that is the commit waiting for the disk; ``ASYNC_COMMIT`` [False]
-lets a page visit's commit return at once (see
-:func:`django_synerise.outbox.enqueue`: a database crash may then lose the
-last fraction of a second of page visits, nothing else).
-
-Errors never break the response: they are logged once on
-``django_synerise.middleware`` with the action ``page.visit`` (log record
-attribute ``synerise_action``) and swallowed, unless ``SYNERISE["RAISE_ERRORS"]``
-is true. That includes errors in identity, such as a ``CLIENT_RESOLVER`` that
-raises.
+Every filter, what the event carries and what each case costs:
+docs/page-visits.md.
 """
 
 from __future__ import annotations
