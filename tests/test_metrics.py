@@ -232,7 +232,7 @@ def test_without_prometheus_client_nothing_is_imported():
 
 
 def test_docs_prometheus_install_names_the_extra():
-    assert sample("prometheus-install").strip() == 'pip install "django-synerise[prometheus]"'
+    assert sample("prometheus-install").strip() == 'pip install "./django-synerise[prometheus]"'
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
         "optional-dependencies"
     ]
