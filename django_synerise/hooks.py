@@ -64,7 +64,7 @@ from . import outbox
 from .conf import on_setting_changed, synerise_settings
 from .events import DEDICATED_EVENT_TYPES, CustomEvent, DedicatedEvent, Event, Transaction
 from .exceptions import SyneriseConfigurationError
-from .identity import resolve_client, user_client
+from .identity import is_admin_request, resolve_client, user_client
 from .models import OutboxEvent
 
 __all__ = [
@@ -563,9 +563,15 @@ def _auth_event(
     try:
         if not synerise_settings.ENABLED or not synerise_settings.AUTH_EVENTS[switch]:
             return None
+        if request is not None and is_admin_request(request):
+            return None  # staff signing in to the admin are not the shop's customers
         # A request adds the visitor's cookie UUID (and lets CLIENT_RESOLVER decide).
         # resolve_client, not get_client: its errors are logged below, with the action.
-        client = resolve_client(request, user=user) if request is not None else user_client(user)
+        client = (
+            resolve_client(request, user=user, link_cookie_uuid=True)
+            if request is not None
+            else user_client(user)
+        )
         if not client:
             logger.debug("%s skipped: no Synerise identifier", action)
             return None

@@ -2,15 +2,18 @@
 
 Default resolution, in :func:`get_client`:
 
-* ``uuid``: the visitor's profile UUID from the ``_snrs_uuid`` cookie that
-  Synerise's JS tracker sets (see :func:`get_cookie_uuid` for how it is read);
 * for an authenticated user, the identifiers named in
   ``SYNERISE["USER_IDENTIFIERS"]`` (default ``{"customId": "pk", "email":
-  "email"}``: the primary key as a string, and the e-mail when the user has one).
+  "email"}``: the primary key as a string, and the e-mail when the user has one);
+* for an anonymous visitor, ``uuid``: the profile UUID from the ``_snrs_uuid``
+  cookie that Synerise's JS tracker sets (see :func:`get_cookie_uuid`).
 
-Both are sent when both are known, so Synerise can merge the anonymous
-visitor's history into the customer's profile. ``SYNERISE["CLIENT_RESOLVER"]``
-(a dotted path to ``f(request) -> dict | None``) replaces all of it.
+Never both: the cookie is written by the browser, so a uuid sent beside a
+user's identifiers would let anyone link a uuid of their choosing (another
+visitor's) to their account, or theirs to someone else's. The anonymous
+history joins the customer's profile where the site vouches for the link (the
+login). ``SYNERISE["CLIENT_RESOLVER"]`` (a dotted path to ``f(request) -> dict
+| None``) replaces all of it.
 
 A malformed identifier is dropped, never sent: a tampered cookie or a user
 without a valid e-mail address loses that one identifier, not the event.
@@ -33,20 +36,24 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from django.apps import apps
 from django.http import HttpRequest
+from django.urls import NoReverseMatch, get_urlconf, reverse
 
-from .conf import synerise_settings
+from .conf import on_setting_changed, synerise_settings
 
 __all__ = [
     "COOKIE_NAME",
     "PARAMS_COOKIE_NAME",
     "get_client",
     "get_cookie_uuid",
+    "is_admin_request",
     "may_track",
     "parse_uuid",
     "resolve_client",
@@ -161,6 +168,47 @@ def user_client(user: Any) -> dict[str, Any] | None:
     return client or None
 
 
+# Admin URL prefix per URLconf (a request may carry its own ``urlconf``).
+_admin_prefixes: dict[str | None, str | None] = {}
+_admin_lock = threading.Lock()
+
+
+def _admin_prefix() -> str | None:
+    urlconf = get_urlconf()
+    key = urlconf if isinstance(urlconf, str) or urlconf is None else repr(urlconf)
+    try:
+        return _admin_prefixes[key]
+    except KeyError:
+        pass
+    prefix: str | None = None
+    if apps.is_installed("django.contrib.admin"):
+        try:
+            prefix = reverse("admin:index", urlconf=urlconf)
+        except NoReverseMatch:
+            prefix = None
+    with _admin_lock:
+        _admin_prefixes[key] = prefix
+    return prefix
+
+
+# ROOT_URLCONF and INSTALLED_APPS may change the prefix; forgetting it is cheap.
+on_setting_changed(_admin_prefixes.clear, settings=None)
+
+
+def is_admin_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for Django's admin: staff at work, not a visitor of the site.
+
+    Any ``AdminSite`` (by its URL namespace), or a path under
+    ``reverse("admin:index")``. Page visits and auth events skip it.
+    """
+    match = getattr(request, "resolver_match", None)
+    if match is not None and "admin" in match.app_names:
+        return True  # any AdminSite, whatever its name or prefix
+    prefix = _admin_prefix()
+    # An admin mounted at "/" would exclude the whole site; rely on resolver_match then.
+    return prefix is not None and prefix != "/" and request.path.startswith(prefix)
+
+
 def _refused_by_browser(request: HttpRequest) -> str | None:
     meta = getattr(request, "META", None) or {}
     if synerise_settings.RESPECT_GPC and str(meta.get("HTTP_SEC_GPC", "")).strip() == "1":
@@ -207,7 +255,9 @@ def may_track(request: HttpRequest | None) -> bool:
         return False
 
 
-def _resolve(request: HttpRequest, user: Any) -> dict[str, Any] | None:
+def _resolve(
+    request: HttpRequest, user: Any, *, link_cookie_uuid: bool = False
+) -> dict[str, Any] | None:
     resolver = synerise_settings.import_callable(
         "CLIENT_RESOLVER", synerise_settings.CLIENT_RESOLVER
     )
@@ -221,17 +271,22 @@ def _resolve(request: HttpRequest, user: Any) -> dict[str, Any] | None:
                 f"not {type(result).__name__}"
             )
         return dict(result) or None
-    client: dict[str, Any] = {}
-    cookie_uuid = get_cookie_uuid(request)
-    if cookie_uuid is not None:
-        client["uuid"] = cookie_uuid
     if user is None:
         user = getattr(request, "user", None)
-    client.update(user_client(user) or {})
+    known = user_client(user)
+    cookie_uuid = get_cookie_uuid(request)
+    if known and not link_cookie_uuid:
+        # The cookie is the browser's to write: sent beside the user's identifiers,
+        # any uuid a client picks (another visitor's) would be linked to this account.
+        return known
+    client = {"uuid": cookie_uuid} if cookie_uuid is not None else {}
+    client.update(known or {})
     return client or None
 
 
-def resolve_client(request: HttpRequest, *, user: Any = None) -> dict[str, Any] | None:
+def resolve_client(
+    request: HttpRequest, *, user: Any = None, link_cookie_uuid: bool = False
+) -> dict[str, Any] | None:
     """The Synerise ``client`` for this request, or ``None``; errors propagate.
 
     What :func:`get_client` returns, for callers that handle errors themselves:
@@ -241,8 +296,12 @@ def resolve_client(request: HttpRequest, *, user: Any = None) -> dict[str, Any] 
     nor ``None``, and
     :class:`~django_synerise.exceptions.SyneriseConfigurationError` when it
     cannot be imported.
+
+    ``link_cookie_uuid=True`` sends the cookie's uuid beside a logged-in
+    user's identifiers, which links the two profiles in Synerise: only for the
+    moment the site vouches for the link (the auth events: login, sign-up).
     """
-    return _resolve(request, user)
+    return _resolve(request, user, link_cookie_uuid=link_cookie_uuid)
 
 
 def resolve_uuid(request: HttpRequest) -> str | None:
@@ -263,9 +322,10 @@ def resolve_uuid(request: HttpRequest) -> str | None:
 def get_client(request: HttpRequest, *, user: Any = None) -> dict[str, Any] | None:
     """The Synerise ``client`` for this request, or ``None`` when nobody is identified.
 
-    ``SYNERISE["CLIENT_RESOLVER"]``, when set, decides alone. Otherwise: the
-    cookie UUID (:func:`get_cookie_uuid`) plus :func:`user_client` of ``user``
-    (default: ``request.user``, which may load the session and the user).
+    ``SYNERISE["CLIENT_RESOLVER"]``, when set, decides alone. Otherwise:
+    :func:`user_client` of ``user`` (default: ``request.user``, which may load
+    the session and the user) for a logged-in user, else the cookie UUID
+    (:func:`get_cookie_uuid`); never both (see the module docstring).
 
     Never raises: an error is logged on ``django_synerise.identity`` and
     ``None`` returned, unless ``SYNERISE["RAISE_ERRORS"]`` is true. Call it

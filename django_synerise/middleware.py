@@ -30,13 +30,12 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponseBase
-from django.urls import NoReverseMatch, get_urlconf, reverse
 
 from .bots import is_automation, is_bot
 from .conf import on_setting_changed, parse_throttle_rate, synerise_settings
 from .events import page_visit
 from .exceptions import SyneriseConfigurationError
-from .identity import may_track, resolve_client
+from .identity import is_admin_request, may_track, resolve_client
 from .ratelimit import client_address, hit
 
 __all__ = ["PageVisitMiddleware", "get_page_title", "set_page_title"]
@@ -155,8 +154,6 @@ class _Filters:
 
 _lock = threading.Lock()
 _filters: _Filters | None = None
-# Admin URL prefix per URLconf (a request may carry its own ``urlconf``).
-_admin_prefixes: dict[str | None, str | None] = {}
 _skipped_anonymous = itertools.count(1)
 
 
@@ -170,33 +167,13 @@ def _get_filters() -> _Filters:
     return filters
 
 
-def _admin_prefix() -> str | None:
-    urlconf = get_urlconf()
-    key = urlconf if isinstance(urlconf, str) or urlconf is None else repr(urlconf)
-    try:
-        return _admin_prefixes[key]
-    except KeyError:
-        pass
-    prefix: str | None = None
-    if apps.is_installed("django.contrib.admin"):
-        try:
-            prefix = reverse("admin:index", urlconf=urlconf)
-        except NoReverseMatch:
-            prefix = None
-    with _lock:
-        _admin_prefixes[key] = prefix
-    return prefix
-
-
 def _reset(**kwargs: Any) -> None:
     global _filters
     with _lock:
         _filters = None
-        _admin_prefixes.clear()
 
 
-# Any setting may matter (SYNERISE, STATIC_URL, MEDIA_URL, ROOT_URLCONF,
-# INSTALLED_APPS); recompiling after a change is cheap and rare.
+# Any setting may matter (SYNERISE, STATIC_URL, MEDIA_URL); recompiling after a change is cheap and rare.
 on_setting_changed(_reset, settings=None)
 
 
@@ -225,15 +202,6 @@ def _is_background(request: HttpRequest) -> bool:
     return meta.get("HTTP_SEC_FETCH_DEST") == "empty"
 
 
-def _is_admin(request: HttpRequest) -> bool:
-    match = getattr(request, "resolver_match", None)
-    if match is not None and "admin" in match.app_names:
-        return True  # any AdminSite, whatever its name or prefix
-    prefix = _admin_prefix()
-    # An admin mounted at "/" would exclude the whole site; rely on resolver_match then.
-    return prefix is not None and prefix != "/" and request.path.startswith(prefix)
-
-
 def should_track(request: HttpRequest, response: Response) -> bool:
     """Whether every filter but identity lets this request through. No database access.
 
@@ -252,7 +220,7 @@ def should_track(request: HttpRequest, response: Response) -> bool:
     path = request.path
     if any(path.startswith(prefix) for prefix in filters.prefixes):
         return False
-    if _is_admin(request):
+    if is_admin_request(request):
         return False
     path_info = request.path_info
     if filters.exclude is not None and filters.exclude.search(path_info):

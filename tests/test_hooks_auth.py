@@ -184,3 +184,19 @@ def test_registered_is_switchable(ann: User) -> None:
         assert track_registration(ann) is None
     assert rows() == []
     assert track_registration(ann) is not None
+
+
+@pytest.mark.django_db
+def test_admin_logins_are_not_customer_logins(visitor: Client) -> None:
+    """Before: staff signing in to the admin became ``client.login`` events in Synerise."""
+    User.objects.create_superuser("staff", "staff@example.com", "pw-staff-123")
+    response = visitor.post(
+        "/admin/login/?next=/admin/", {"username": "staff", "password": "pw-staff-123"}
+    )
+    assert response.status_code == 302
+    assert not OutboxEvent.objects.filter(action="client.login").exists()
+    visitor.post("/admin/logout/")
+    assert not OutboxEvent.objects.filter(action="client.logout").exists()
+    # The same user signing in on the site is tracked as before.
+    assert visitor.login(username="staff", password="pw-staff-123")
+    assert OutboxEvent.objects.filter(action="client.login").count() == 1

@@ -123,10 +123,17 @@ def test_nobody_identified_is_none() -> None:
 
 
 @pytest.mark.django_db
-def test_logged_in_user_with_cookie_has_all_identifiers() -> None:
+def test_a_uuid_chosen_by_the_client_is_not_linked_to_a_logged_in_user() -> None:
+    """Before: the cookie's uuid (any uuid the browser sets) was sent with the identifiers."""
     user = User.objects.create_user("ann", email="ann@example.com")
-    client = get_client(make_request({"_snrs_uuid": UUID}, user=user))
-    assert client == {"uuid": UUID, "customId": str(user.pk), "email": "ann@example.com"}
+    request = make_request({"_snrs_uuid": UUID}, user=user)
+    assert get_client(request) == {"customId": str(user.pk), "email": "ann@example.com"}
+    # Only where the site vouches for the link (the auth events) do both go together.
+    assert resolve_client(request, link_cookie_uuid=True) == {
+        "uuid": UUID,
+        "customId": str(user.pk),
+        "email": "ann@example.com",
+    }
 
 
 @pytest.mark.django_db
@@ -157,11 +164,7 @@ def test_anonymous_user_has_no_user_identifiers() -> None:
 def test_explicit_user_argument_wins_over_request_user() -> None:
     user = User.objects.create_user("eve", email="eve@example.com")
     request = make_request({"_snrs_uuid": UUID})
-    assert get_client(request, user=user) == {
-        "uuid": UUID,
-        "customId": str(user.pk),
-        "email": "eve@example.com",
-    }
+    assert get_client(request, user=user) == {"customId": str(user.pk), "email": "eve@example.com"}
 
 
 def resolve_from_header(request: Any) -> dict[str, Any] | None:
