@@ -36,7 +36,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
@@ -46,15 +46,26 @@ __all__ = [
     "AI_EVENT_TYPES",
     "CLIENT_IDENTIFIERS",
     "DEDICATED_EVENT_TYPES",
+    "EVENT_SOURCES",
     "RESERVED_PARAMS",
+    "SEARCH_TYPES",
     "AIEvent",
     "CustomEvent",
     "DedicatedEvent",
     "Event",
     "Transaction",
+    "add_to_cart",
+    "add_to_favorites",
+    "cancelled_transaction",
+    "cart_status",
     "dumps",
     "format_time",
+    "item_search_click",
     "page_visit",
+    "product_view",
+    "remove_from_cart",
+    "shape_ai_payload",
+    "source_from_user_agent",
 ]
 
 #: Dedicated v4 endpoints (``/v4/events/<type>``) and the action Synerise gives them.
@@ -74,6 +85,7 @@ DEDICATED_EVENT_TYPES: dict[str, str] = {
     "appeared-in-location": "client.location",
     "assigned-to-company": "client.assignToCompany",
     "cancelled-transaction": "transaction.cancel",
+    "item-search-click": "item.search.click",
     "push/viewed": "push.view",
     "push/clicked": "push.click",
     "push/received": "push.receive",
@@ -114,12 +126,56 @@ _FORBIDDEN_CUSTOM_ACTIONS: dict[str, str] = {
 _ACTION_RE = re.compile(r"^[A-Za-z0-9._-]{2,32}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
 _MAX_ID_LENGTH = 512
-_TRANSACTION_SOURCES = frozenset(
-    {"WEB_DESKTOP", "WEB_MOBILE", "MOBILE_APP", "POS", "MOBILE", "DESKTOP", "MOBILE_WEB"}
+
+#: Where an event or transaction happened: Synerise's ``EventSource`` values
+#: (php-sdk ``lib/V4/Models/EventSource.php``).
+EVENT_SOURCES: tuple[str, ...] = (
+    "WEB_DESKTOP",
+    "WEB_MOBILE",
+    "MOBILE_APP",
+    "POS",
+    "MOBILE",
+    "DESKTOP",
 )
+
+# Spellings accepted for compatibility, and the value sent instead. Earlier
+# versions accepted MOBILE_WEB, which is not an EventSource: it keeps working
+# and goes on the wire as the value it meant.
+_SOURCE_ALIASES: dict[str, str] = {"MOBILE_WEB": "WEB_MOBILE"}
+
+#: ``searchType`` of a search-result click (php-sdk ``lib/V4/Models/SearchType.php``).
+SEARCH_TYPES: tuple[str, ...] = ("full-text-search", "autocomplete")
 
 AITimestampFormat = Literal["unix-ms", "iso8601"]
 AIEventsAPI = Literal["events-v1", "ai-compat"]
+
+# Phones and tablets, as the SDK's MobileDetect counts them (both are WEB_MOBILE).
+_MOBILE_UA_RE = re.compile(
+    r"Mobi|Android|iPhone|iPad|iPod|Tablet|Silk/|Kindle|BlackBerry|BB10|Opera Mini|"
+    r"IEMobile|Windows Phone|webOS|PlayBook",
+    re.IGNORECASE,
+)
+
+
+def source_from_user_agent(user_agent: str | None) -> str:
+    """``"WEB_MOBILE"`` for a phone or tablet browser, else ``"WEB_DESKTOP"``.
+
+    The ``source`` of a web event, from the request's ``User-Agent`` header
+    (``request.headers.get("User-Agent")``); no or an unknown user agent counts
+    as desktop, the default Synerise's own SDK falls back to.
+    """
+    if user_agent and _MOBILE_UA_RE.search(user_agent):
+        return "WEB_MOBILE"
+    return "WEB_DESKTOP"
+
+
+def check_source(value: Any, field: str = "source") -> str:
+    """``value`` as one of :data:`EVENT_SOURCES`; raises naming ``field`` otherwise."""
+    if isinstance(value, str) and value in _SOURCE_ALIASES:
+        return _SOURCE_ALIASES[value]
+    if not isinstance(value, str) or value not in EVENT_SOURCES:
+        raise InvalidEventError(field, f"must be one of {', '.join(EVENT_SOURCES)}, not {value!r}")
+    return value
 
 
 def format_time(value: dt.datetime) -> str:
@@ -299,9 +355,125 @@ def _check_params(params: Any) -> dict[str, Any]:
 def _check_salt(salt: Any) -> str:
     if salt is None:
         return str(uuid.uuid4())
+    if isinstance(salt, int) and not isinstance(salt, bool):
+        salt = str(salt)  # an order number
     if not isinstance(salt, str) or not salt or len(salt) > 128:
         raise InvalidEventError("eventSalt", "must be a non-empty string of at most 128 characters")
     return _check_identifier_text("eventSalt", salt)
+
+
+def _money_object(field: str, value: Any, *, required: bool = False) -> None:
+    """Check a money object already in params: ``{"amount": >= 0, "currency": ISO 4217}``."""
+    if value is None:
+        if required:
+            raise InvalidEventError(field, 'is required: {"amount": ..., "currency": ...}')
+        return
+    if not isinstance(value, Mapping):
+        raise InvalidEventError(field, 'must be {"amount": <number>, "currency": "<ISO 4217>"}')
+    amount = value.get("amount")
+    if isinstance(amount, bool) or not isinstance(amount, (int, float)):
+        raise InvalidEventError(f"{field}.amount", f"must be a number, not {amount!r}")
+    if amount < 0:
+        raise InvalidEventError(f"{field}.amount", f"must be >= 0, not {amount!r}")
+    currency = value.get("currency")
+    if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
+        raise InvalidEventError(f"{field}.currency", f"must be an ISO 4217 code, not {currency!r}")
+
+
+def _param_text(params: Mapping[str, Any], key: str) -> None:
+    value = params.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEventError(f"params.{key}", f"is required (a non-empty string), not {value!r}")
+
+
+def _param_source(params: dict[str, Any], *, required: bool = True) -> None:
+    if required or "source" in params:
+        params["source"] = check_source(params.get("source"), "params.source")
+
+
+def _cart_rule(params: dict[str, Any]) -> None:
+    # php-sdk CartEventValidator: source, sku, name, quantity, finalUnitPrice.
+    _param_source(params)
+    _param_text(params, "sku")
+    _param_text(params, "name")
+    quantity = params.get("quantity")
+    if isinstance(quantity, bool) or not isinstance(quantity, (int, float)) or quantity <= 0:
+        raise InvalidEventError("params.quantity", f"must be a positive number, not {quantity!r}")
+    _money_object("params.finalUnitPrice", params.get("finalUnitPrice"), required=True)
+    for key in ("regularUnitPrice", "discountedUnitPrice"):
+        _money_object(f"params.{key}", params.get(key))
+    for key in ("regularPrice", "discountPrice"):
+        if key in params:
+            raise InvalidEventError(
+                f"params.{key}", "is a transaction field; cart events use *UnitPrice names"
+            )
+
+
+def _product_view_rule(params: dict[str, Any]) -> None:
+    # php-sdk ProductViewValidator: source; the product is named by productId.
+    _param_source(params)
+    if "sku" in params and "productId" not in params:
+        raise InvalidEventError("params.productId", "names the product on product-view (not sku)")
+
+
+def _favorites_rule(params: dict[str, Any]) -> None:
+    # php-sdk AddedToFavoritesValidator: params required.
+    if not params:
+        raise InvalidEventError("params", "are required: the product (sku/productId, name ...)")
+    _param_source(params, required=False)
+
+
+def _search_click_rule(params: dict[str, Any]) -> None:
+    # php-sdk ItemSearchClickValidator: correlationId, item, position, searchType.
+    _param_text(params, "correlationId")
+    _param_text(params, "item")
+    _check_position(params.get("position"), "params.position")
+    _check_search_type(params.get("searchType"), "params.searchType")
+    _param_source(params, required=False)
+
+
+def _cancelled_rule(params: dict[str, Any]) -> None:
+    # php-sdk CancelledTransactionValidator: orderId.
+    _param_text(params, "orderId")
+    _param_source(params, required=False)
+
+
+def _cart_status_rule(params: dict[str, Any]) -> None:
+    # php-sdk CartStatusValidator: source, total_amount and total_quantity (floats), products.
+    _param_source(params)
+    for key in ("total_amount", "total_quantity"):
+        total = params.get(key)
+        if isinstance(total, bool) or not isinstance(total, (int, float)) or total < 0:
+            raise InvalidEventError(f"params.{key}", f"must be a number >= 0, not {total!r}")
+        params[key] = float(total)
+    products = params.get("products")
+    if not isinstance(products, list):
+        raise InvalidEventError("params.products", "is required: a list of products")
+    for index, product in enumerate(products):
+        field = f"params.products[{index}]"
+        if not isinstance(product, Mapping):
+            raise InvalidEventError(field, "must be a dict")
+        for key in ("sku", "name"):
+            value = product.get(key)
+            if not isinstance(value, str) or not value.strip():
+                raise InvalidEventError(f"{field}.{key}", "is required (a non-empty string)")
+        _money_object(f"{field}.finalUnitPrice", product.get("finalUnitPrice"), required=True)
+        for key in _PRODUCT_MONEY[1:]:
+            _money_object(f"{field}.{key}", product.get(key))
+
+
+#: What Synerise's SDK validators require of an event's params, by dedicated type or
+#: custom action. The builders in :mod:`django_synerise.shop` produce valid params;
+#: an event built by hand is held to the same rules.
+_PARAMS_RULES: dict[str, Callable[[dict[str, Any]], None]] = {
+    "added-to-cart": _cart_rule,
+    "removed-from-cart": _cart_rule,
+    "product-view": _product_view_rule,
+    "added-to-favorites": _favorites_rule,
+    "item-search-click": _search_click_rule,
+    "cancelled-transaction": _cancelled_rule,
+    "cart.status": _cart_status_rule,
+}
 
 
 class Event:
@@ -331,10 +503,10 @@ class Event:
     def to_payload(
         self,
         *,
-        ai_api: AIEventsAPI = "events-v1",
-        ai_timestamp_format: AITimestampFormat = "unix-ms",
+        ai_api: AIEventsAPI | None = None,
+        ai_timestamp_format: AITimestampFormat | None = None,
     ) -> dict[str, Any]:
-        """The JSON object sent to Synerise for this event (as a batch item)."""
+        """The JSON object stored for this event; sent as a batch item (AI events: shaped first)."""
         raise NotImplementedError
 
     def to_json(self, **options: Any) -> str:
@@ -417,6 +589,8 @@ class CustomEvent(_V4Event):
         super().__init__(
             client=client, params=params, label=label, time=time, salt=salt, default_label=action
         )
+        if action in _PARAMS_RULES:
+            _PARAMS_RULES[action](self.params)
 
     @property
     def batch_type(self) -> str:
@@ -462,6 +636,8 @@ class DedicatedEvent(_V4Event):
             salt=salt,
             default_label=DEDICATED_EVENT_TYPES[event_type],
         )
+        if event_type in _PARAMS_RULES:
+            _PARAMS_RULES[event_type](self.params)
 
     @property
     def batch_type(self) -> str:
@@ -516,6 +692,11 @@ def page_visit(
 
 
 def _money(field: str, amount: Any, currency: str | None) -> dict[str, Any] | None:
+    """``{"amount": ..., "currency": ...}`` from a number or such a dict; ``None`` stays absent.
+
+    Amounts must be >= 0: Synerise's transactions API says so of every
+    monetary value. A price of 0 (a free item) is allowed.
+    """
     if amount is None:
         return None
     if isinstance(amount, Mapping):
@@ -525,44 +706,111 @@ def _money(field: str, amount: Any, currency: str | None) -> dict[str, Any] | No
         amount_value = amount
     if isinstance(amount_value, bool) or not isinstance(amount_value, (int, float, Decimal)):
         raise InvalidEventError(field, f"must be a number, not {amount_value!r}")
+    cleaned = _clean_json(field, amount_value)
+    if cleaned < 0:
+        raise InvalidEventError(field, f"must be >= 0, not {amount_value!r}")
     if not currency:
         raise InvalidEventError(field, "needs a currency: pass currency='PLN' (ISO 4217)")
     if not isinstance(currency, str) or not re.fullmatch(r"[A-Z]{3}", currency):
         raise InvalidEventError(f"{field}.currency", f"must be an ISO 4217 code, not {currency!r}")
-    return {"amount": _clean_json(field, amount_value), "currency": currency}
+    return {"amount": cleaned, "currency": currency}
 
 
+#: Money fields of a product dict, by their transaction names.
 _PRODUCT_MONEY = ("finalUnitPrice", "regularPrice", "discountPrice", "netUnitPrice")
 
 
-def _product(index: int, product: Any, currency: str | None) -> dict[str, Any]:
-    field = f"products[{index}]"
+def _required_text(field: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEventError(field, f"is required (a non-empty string), not {value!r}")
+    return _check_text(field, value)
+
+
+def _product(
+    field: str, product: Any, currency: str | None, *, money: tuple[str, ...] = _PRODUCT_MONEY
+) -> dict[str, Any]:
+    """A product dict checked the way Synerise's ``ProductValidator`` does.
+
+    ``sku`` and ``name`` are required, ``quantity`` is a positive number
+    (default 1), ``finalUnitPrice`` is required; every key in ``money`` becomes
+    a money object (>= 0) in ``currency``. Other keys pass through unchanged.
+    """
     if not isinstance(product, Mapping):
         raise InvalidEventError(field, "must be a dict")
-    out = _clean_json(field, {k: v for k, v in product.items() if k not in _PRODUCT_MONEY})
-    sku = out.get("sku")
-    if not isinstance(sku, str) or not sku:
-        raise InvalidEventError(f"{field}.sku", "is required (a non-empty string)")
+    out = _clean_json(field, {k: v for k, v in product.items() if k not in money})
+    out["sku"] = _required_text(f"{field}.sku", out.get("sku"))
+    out["name"] = _required_text(f"{field}.name", out.get("name"))
     quantity = out.get("quantity", 1)
     if isinstance(quantity, bool) or not isinstance(quantity, (int, float)) or quantity <= 0:
         raise InvalidEventError(f"{field}.quantity", f"must be a positive number, not {quantity!r}")
     out["quantity"] = quantity
-    for key in _PRODUCT_MONEY:
-        money = _money(f"{field}.{key}", product.get(key), currency)
-        if money is not None:
-            out[key] = money
+    for key in money:
+        amount = _money(f"{field}.{key}", product.get(key), currency)
+        if amount is not None:
+            out[key] = amount
     if "finalUnitPrice" not in out:
         raise InvalidEventError(f"{field}.finalUnitPrice", "is required")
     return out  # type: ignore[no-any-return]
+
+
+def _one_currency(amounts: Iterable[tuple[str, dict[str, Any] | None]]) -> None:
+    # Synerise takes one currency per transaction (and per cart); a computed
+    # total would otherwise add up amounts of different currencies.
+    first: tuple[str, str] | None = None
+    for field, money in amounts:
+        if money is None:
+            continue
+        if first is None:
+            first = (field, money["currency"])
+        elif money["currency"] != first[1]:
+            raise InvalidEventError(
+                f"{field}.currency",
+                f"is {money['currency']} but {first[0]} is in {first[1]}: "
+                "an order or a cart has one currency",
+            )
+
+
+def _product_amounts(
+    products: list[dict[str, Any]], keys: tuple[str, ...] = _PRODUCT_MONEY
+) -> list[tuple[str, dict[str, Any] | None]]:
+    return [
+        (f"products[{index}].{key}", product.get(key))
+        for index, product in enumerate(products)
+        for key in keys
+    ]
+
+
+def _total(products: list[dict[str, Any]]) -> Decimal:
+    return sum(
+        (
+            Decimal(str(p["finalUnitPrice"]["amount"])) * Decimal(str(p["quantity"]))
+            for p in products
+        ),
+        Decimal(0),
+    )
 
 
 class Transaction(Event):
     """A transaction for ``/v4/transactions``; Synerise derives ``product.buy`` events from it.
 
     Money arguments take a number (with ``currency``) or a ready
-    ``{"amount": ..., "currency": ...}`` dict. ``recorded_at`` is fixed at
-    construction like a v4 event's ``time``; the same ``order_id`` sent twice is
-    two transactions at Synerise, only the ``eventSalt`` makes a resend overwrite.
+    ``{"amount": ..., "currency": ...}`` dict; every amount must be >= 0 and
+    in one currency. ``discount_amount`` of 0 is left out (Synerise wants it
+    > 0 or absent). Each product needs ``sku``, ``name`` and
+    ``finalUnitPrice`` (see :func:`product_view` for the full product dict).
+    ``revenue`` defaults to the products' total, ``value`` to ``revenue``.
+    ``source`` is one of :data:`EVENT_SOURCES` (``"MOBILE_WEB"``, accepted by
+    earlier versions, is sent as ``"WEB_MOBILE"``).
+
+    **Updating an order.** Synerise overwrites a transaction only when both
+    ``eventSalt`` and ``recordedAt`` match the stored one; the same
+    ``order_id`` sent twice is otherwise two transactions. To re-send an
+    order after a change, derive both from the order itself:
+    ``Transaction(..., salt=order.number, recorded_at=order.placed_at)``.
+    Without them, ``salt`` is a new UUID and ``recorded_at`` is now, fixed at
+    construction (so a retry of *this* object still overwrites itself).
     """
 
     kind = "transaction"
@@ -581,67 +829,40 @@ class Transaction(Event):
         metadata: Mapping[str, Any] | None = None,
         source: str | None = "WEB_DESKTOP",
         recorded_at: dt.datetime | None = None,
-        salt: str | None = None,
+        salt: str | int | None = None,
     ) -> None:
         self.client = _check_client(client)
-        if isinstance(order_id, int) and not isinstance(order_id, bool):
-            order_id = str(order_id)
-        if not isinstance(order_id, str) or not order_id.strip():
-            raise InvalidEventError("orderId", "is required (a non-empty string)")
-        self.order_id = _check_text("orderId", order_id)
-        self.products = [_product(i, p, currency) for i, p in enumerate(products)]
+        self.order_id = _required_text("orderId", order_id)
+        if isinstance(products, (str, bytes, Mapping)):
+            raise InvalidEventError("products", "must be a list of product dicts")
+        self.products = [_product(f"products[{i}]", p, currency) for i, p in enumerate(products)]
         self.revenue = _money("revenue", revenue, currency)
         self.value = _money("value", value, currency)
         self.discount_amount = _money("discountAmount", discount_amount, currency)
+        if self.discount_amount is not None and self.discount_amount["amount"] == 0:
+            self.discount_amount = None
         self.payment_info = _clean_json("paymentInfo", payment_info) if payment_info else None
         self.metadata = _clean_json("metadata", metadata) if metadata else None
-        if source is not None and source not in _TRANSACTION_SOURCES:
-            raise InvalidEventError(
-                "source",
-                f"must be one of {', '.join(sorted(_TRANSACTION_SOURCES))}, not {source!r}",
-            )
-        self.source = source
+        self.source = check_source(source) if source is not None else None
         self.recorded_at = (
             _check_time("recordedAt", recorded_at) if recorded_at is not None else _utcnow()
         )
         self.salt = _check_salt(salt)
-        self._check_one_currency()
+        _one_currency(
+            [
+                ("revenue", self.revenue),
+                ("value", self.value),
+                ("discountAmount", self.discount_amount),
+                *_product_amounts(self.products),
+            ]
+        )
         if self.revenue is None and self.products:
-            total = sum(
-                Decimal(str(p["finalUnitPrice"]["amount"])) * Decimal(str(p["quantity"]))
-                for p in self.products
-            )
             self.revenue = {
-                "amount": _clean_json("revenue", total),
+                "amount": _clean_json("revenue", _total(self.products)),
                 "currency": self.products[0]["finalUnitPrice"]["currency"],
             }
         if self.value is None and self.revenue is not None:
             self.value = dict(self.revenue)
-
-    def _check_one_currency(self) -> None:
-        # Synerise takes one currency per transaction; a computed revenue would
-        # otherwise add up amounts of different currencies.
-        amounts = [
-            ("revenue", self.revenue),
-            ("value", self.value),
-            ("discountAmount", self.discount_amount),
-        ] + [
-            (f"products[{index}].{key}", product.get(key))
-            for index, product in enumerate(self.products)
-            for key in _PRODUCT_MONEY
-        ]
-        first: tuple[str, str] | None = None
-        for field, money in amounts:
-            if money is None:
-                continue
-            if first is None:
-                first = (field, money["currency"])
-            elif money["currency"] != first[1]:
-                raise InvalidEventError(
-                    f"{field}.currency",
-                    f"is {money['currency']} but {first[0]} is in {first[1]}: "
-                    "a transaction has one currency",
-                )
 
     @property
     def batch_type(self) -> str:
@@ -681,13 +902,43 @@ _AI_ID_MAX = 256
 _AI_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 
 
+def _short_id(field: str, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidEventError(field, "must be a non-empty string")
+    if len(value) > _AI_ID_MAX:
+        raise InvalidEventError(field, f"must be at most {_AI_ID_MAX} characters")
+    return _check_identifier_text(field, value)
+
+
+def _check_position(position: Any, field: str = "position") -> int:
+    if isinstance(position, bool) or not isinstance(position, int) or position < 1:
+        raise InvalidEventError(field, f"must be a positive integer (1-based), not {position!r}")
+    return position
+
+
+def _check_search_type(search_type: Any, field: str = "searchType") -> str:
+    if search_type not in SEARCH_TYPES:
+        raise InvalidEventError(
+            field, f"must be one of {', '.join(SEARCH_TYPES)}, not {search_type!r}"
+        )
+    return str(search_type)
+
+
 class AIEvent(Event):
     """A recommendation or search event for Synerise's AI events API.
 
     ``event_type`` is one of :data:`AI_EVENT_TYPES`; ``client_uuid`` is the
     profile's UUID (the ``_snrs_uuid`` cookie); ``items`` are item ids (sent
-    as strings, may be empty); ``position`` (1-based) is for
-    ``item.search.click``.
+    as strings; a view may have none, a click needs the clicked item).
+    ``item.search.click`` also needs ``position`` (1-based) and takes
+    ``search_type`` (:data:`SEARCH_TYPES`, default ``"full-text-search"``).
+
+    :meth:`to_payload` without options is the *neutral* form the outbox
+    stores: every field, the time as ISO 8601. :func:`shape_ai_payload` turns
+    it into the body of the API configured when it is sent, so changing
+    ``SYNERISE["AI_EVENTS_API"]`` never strands pending events.
     """
 
     kind = "ai"
@@ -702,24 +953,23 @@ class AIEvent(Event):
         campaign_id: str | None = None,
         timestamp: dt.datetime | None = None,
         position: int | None = None,
+        search_type: str | None = None,
     ) -> None:
         if event_type not in AI_EVENT_TYPES:
             raise InvalidEventError(
                 "eventType", f"must be one of {', '.join(AI_EVENT_TYPES)}, not {event_type!r}"
             )
         self.event_type = event_type
-        self.correlation_id = self._short_id("correlationId", correlation_id)
+        self.correlation_id = _short_id("correlationId", correlation_id)
         self.client_uuid = _check_uuid("clientUUID", client_uuid)
         self.client = {"uuid": self.client_uuid}
         if isinstance(items, (str, bytes)):
             raise InvalidEventError("items", "must be a list of item ids, not a string")
-        self.items = [self._short_id(f"items[{i}]", item) for i, item in enumerate(items)]
+        self.items = [_short_id(f"items[{i}]", item) for i, item in enumerate(items)]
         if not self.items and event_type != "recommendation.view":
             # A click is on something: without the item the event says nothing.
             raise InvalidEventError("items", f"a {event_type} event needs the clicked item")
-        self.campaign_id = (
-            self._short_id("campaignId", campaign_id) if campaign_id is not None else None
-        )
+        self.campaign_id = _short_id("campaignId", campaign_id) if campaign_id is not None else None
         self.timestamp = (
             _check_time("eventTimestamp", timestamp) if timestamp is not None else _utcnow()
         )
@@ -729,22 +979,24 @@ class AIEvent(Event):
             raise InvalidEventError(
                 "eventTimestamp", f"must be after 2000-01-01, not {self.timestamp.isoformat()}"
             )
-        if position is not None and (
-            isinstance(position, bool) or not isinstance(position, int) or position < 1
-        ):
-            raise InvalidEventError("position", f"must be a positive integer, not {position!r}")
-        self.position = position
+        self.position: int | None = None
+        self.search_type: str | None = None
+        if event_type == "item.search.click":
+            # Synerise's ItemSearchClickValidator requires both.
+            if position is None:
+                raise InvalidEventError("position", "is required for item.search.click (1-based)")
+            self.position = _check_position(position)
+            self.search_type = _check_search_type(search_type or "full-text-search")
+        else:
+            if position is not None:
+                raise InvalidEventError(
+                    "position", f"is only for item.search.click, not {event_type}"
+                )
+            if search_type is not None:
+                raise InvalidEventError(
+                    "searchType", f"is only for item.search.click, not {event_type}"
+                )
         self.salt = None
-
-    @staticmethod
-    def _short_id(field: str, value: Any) -> str:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = str(value)
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidEventError(field, "must be a non-empty string")
-        if len(value) > _AI_ID_MAX:
-            raise InvalidEventError(field, f"must be at most {_AI_ID_MAX} characters")
-        return _check_identifier_text(field, value)
 
     @property
     def batch_type(self) -> str:
@@ -761,26 +1013,107 @@ class AIEvent(Event):
     def to_payload(
         self,
         *,
-        ai_api: AIEventsAPI = "events-v1",
-        ai_timestamp_format: AITimestampFormat = "unix-ms",
+        ai_api: AIEventsAPI | None = None,
+        ai_timestamp_format: AITimestampFormat | None = None,
     ) -> dict[str, Any]:
-        if ai_timestamp_format == "iso8601":
-            stamp: Any = format_time(self.timestamp)
-        else:
-            stamp = int(self.timestamp.timestamp() * 1000)
+        """The neutral stored form, or with ``ai_api`` the body for that API."""
         body: dict[str, Any] = {
+            "eventType": self.event_type,
             "correlationId": self.correlation_id,
             "clientUUID": self.client_uuid,
+            "items": list(self.items),
+            "eventTimestamp": format_time(self.timestamp),
         }
-        if ai_api == "ai-compat" and self.event_type != "recommendation.view":
-            # The newer ai-compat API describes click bodies with a single item.
-            if self.items:
-                body["item"] = self.items[0]
-            if self.position is not None:
-                body["position"] = self.position
+        for key, value in (
+            ("campaignId", self.campaign_id),
+            ("position", self.position),
+            ("searchType", self.search_type),
+        ):
+            if value is not None:
+                body[key] = value
+        if ai_api is None:
+            return body
+        return shape_ai_payload(body, api=ai_api, timestamp_format=ai_timestamp_format)
+
+
+def _parse_stored_time(value: Any) -> dt.datetime | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def shape_ai_payload(
+    payload: Mapping[str, Any],
+    *,
+    api: AIEventsAPI,
+    timestamp_format: AITimestampFormat | None = None,
+    event_type: str | None = None,
+) -> dict[str, Any]:
+    """The body of one AI event for ``api``, from its stored (neutral) payload.
+
+    ``"ai-compat"`` (``/v4/events/ai-compat/...``, the API Synerise documents
+    today): a click carries the single clicked ``item``, a view its
+    ``items``; ``eventTimestamp`` is an ISO 8601 string, whatever
+    ``timestamp_format`` says; ``item.search.click`` carries ``position`` and
+    ``searchType`` and no ``campaignId``.
+
+    ``"events-v1"`` (``/events/v1/...``): ``items`` for every type;
+    ``eventTimestamp`` in ``timestamp_format`` (``"unix-ms"``, the default,
+    as the page's text says, or ``"iso8601"``); ``item.search.click`` keeps
+    ``position`` and ``searchType``.
+
+    The key is spelled ``eventTimestamp`` in both, as Synerise's docs spell
+    it (the PHP SDK's generated models write ``EventTimestamp``, alone among
+    their camelCase keys).
+
+    Rows stored by earlier versions, already shaped for one API, are read
+    too: ``item`` or ``items``, a millisecond or ISO time. ``event_type`` is
+    needed only for those (the neutral form names its type).
+    """
+    kind = str(payload.get("eventType") or event_type or "")
+    items = payload.get("items")
+    if items is None:
+        items = [payload["item"]] if "item" in payload else []
+    body: dict[str, Any] = {
+        "correlationId": payload["correlationId"],
+        "clientUUID": payload["clientUUID"],
+    }
+    click = kind in ("recommendation.click", "item.search.click")
+    if api == "ai-compat" and click:
+        if items:
+            body["item"] = items[0]
+    else:
+        body["items"] = list(items)
+    stamp = _parse_stored_time(payload.get("eventTimestamp"))
+    if stamp is not None:
+        if api == "events-v1" and timestamp_format != "iso8601":
+            body["eventTimestamp"] = int(stamp.timestamp() * 1000)
         else:
-            body["items"] = list(self.items)
-        body["eventTimestamp"] = stamp
-        if self.campaign_id is not None:
-            body["campaignId"] = self.campaign_id
-        return body
+            body["eventTimestamp"] = format_time(stamp)
+    if "campaignId" in payload and not (api == "ai-compat" and kind == "item.search.click"):
+        body["campaignId"] = payload["campaignId"]
+    if kind == "item.search.click":
+        if "position" in payload:
+            body["position"] = payload["position"]
+        # Rows from before searchType existed were results-page clicks.
+        body["searchType"] = payload.get("searchType", "full-text-search")
+    return body
+
+
+# The shop vocabulary lives in its own module and is part of this one's API.
+from .shop import (  # noqa: E402
+    add_to_cart,
+    add_to_favorites,
+    cancelled_transaction,
+    cart_status,
+    item_search_click,
+    product_view,
+    remove_from_cart,
+)

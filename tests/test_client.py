@@ -24,6 +24,7 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
+from django_synerise import events
 from django_synerise.client import (
     LOGIN_PATH,
     MAX_RESPONSE_CHARS,
@@ -563,7 +564,7 @@ class TestBasicAuth:
 class TestEndpoints:
     def test_send_three_input_forms(self, client: SyneriseClient, adapter: FakeAdapter) -> None:
         a = custom()
-        b = DedicatedEvent("added-to-cart", client={"email": "x@example.com"}, params={"sku": "1"})
+        b = DedicatedEvent("shared", client={"email": "x@example.com"}, params={"sku": "1"})
         client.send(EVENTS, [a, b.to_payload(), a.to_json()])
         (call,) = adapter.api_calls()
         assert call.url == BASE + "/v4/events/batch"
@@ -1069,7 +1070,8 @@ class TestHTTPEndpoints:
         self, http_client: SyneriseClient, server: Any
     ) -> None:
         a = custom()
-        b = DedicatedEvent("added-to-cart", client={"customId": "7"}, params={"sku": "A-1"})
+        mug = {"sku": "A-1", "name": "Mug", "finalUnitPrice": 9}
+        b = events.add_to_cart(client={"customId": "7"}, product=mug, currency="PLN")
         c = CustomEvent("page.visit", client={"uuid": UUID}, params={"url": "https://shop.test/"})
         http_client.send(EVENTS, [a, b.to_payload(), c.to_json()])
         assert [(e["endpoint"], e["type"], e["salt"]) for e in server.events] == [

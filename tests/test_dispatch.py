@@ -73,7 +73,7 @@ def test_groups_by_endpoint_and_ai_type():
     django_synerise.track_many(
         [
             custom(1),
-            DedicatedEvent("added-to-cart", client={"customId": "1"}),
+            DedicatedEvent("hit-timer", client={"customId": "1"}),
             Transaction(client={"customId": "1"}, order_id="o1", revenue=5, currency="PLN"),
             ai("recommendation.view", 1),
             ai("recommendation.click", 2),

@@ -54,6 +54,7 @@ def purchase_lines(purchase: TrackedPurchase) -> dict[str, Any]:
         "products": [
             {
                 "sku": purchase.sku,
+                "name": f"Product {purchase.sku}",
                 "quantity": purchase.quantity,
                 "finalUnitPrice": purchase.price,
             }
@@ -225,7 +226,12 @@ def test_raw_saves_from_fixtures_are_ignored() -> None:
 
 
 def test_dedicated_event_type() -> None:
-    track_model(TrackedReview, event_type="added-to-favorites", client=review_client)
+    track_model(
+        TrackedReview,
+        event_type="added-to-favorites",
+        client=review_client,
+        params=lambda review: {"productId": str(review.pk), "name": "Reviewed product"},
+    )
     TrackedReview.objects.create(email="bob@example.com")
     [row] = rows()
     assert (row.batch_type, row.action) == ("added-to-favorites", "product.addToFavorite")
@@ -250,6 +256,7 @@ def test_model_mapped_to_a_transaction() -> None:
     assert body["products"] == [
         {
             "sku": "SKU-1",
+            "name": "Product SKU-1",
             "quantity": 2,
             "finalUnitPrice": {"amount": 19.99, "currency": "PLN"},
         }

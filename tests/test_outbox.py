@@ -104,7 +104,7 @@ def test_track_time_is_fixed_at_enqueue_and_naive_time_uses_current_timezone():
 
 def test_track_event_accepts_every_kind():
     rows = [
-        django_synerise.track_event(DedicatedEvent("added-to-cart", client={"customId": "1"})),
+        django_synerise.track_event(DedicatedEvent("hit-timer", client={"customId": "1"})),
         django_synerise.track_event(
             Transaction(client={"customId": "1"}, order_id="o", revenue=1, currency="PLN")
         ),
@@ -113,7 +113,7 @@ def test_track_event_accepts_every_kind():
         ),
     ]
     assert [(r.kind, r.batch_type) for r in rows] == [
-        ("event", "added-to-cart"),
+        ("event", "hit-timer"),
         ("transaction", "transaction"),
         ("ai", "recommendation.view"),
     ]

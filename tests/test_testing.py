@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -91,7 +91,8 @@ def ai_item(**extra: Any) -> dict[str, Any]:
         "correlationId": "5b0a0fcd-e76b-425c-b9e8-7d6d7bd4a79b",
         "clientUUID": CLIENT_UUID,
         "items": ["89435879453"],
-        "eventTimestamp": 1670505802000,
+        # ISO 8601: what both AI APIs accept (ai-compat takes nothing else).
+        "eventTimestamp": "2022-12-08T13:23:22Z",
     }
     body.update(extra)
     return body
@@ -107,6 +108,7 @@ def transaction(**extra: Any) -> dict[str, Any]:
         "products": [
             {
                 "sku": "SKU-1",
+                "name": "Socks",
                 "quantity": 2,
                 "finalUnitPrice": {"amount": 6.5, "currency": "PLN"},
             }
@@ -296,16 +298,42 @@ def test_ai_calls_need_the_tracker_key(server: LocalSynerise) -> None:
 # -- accepted requests ---------------------------------------------------------------------
 
 
+MUG = {"sku": "A-1", "name": "Mug", "quantity": 2, "finalUnitPrice": 9.5, "regularPrice": 12}
+
+
+def shop_event(name: str, client: dict[str, Any]) -> events.DedicatedEvent:
+    """A valid event of dedicated type ``name``: from its builder where it has one."""
+    builders: dict[str, Callable[[], events.DedicatedEvent]] = {
+        "added-to-cart": lambda: events.add_to_cart(client=client, product=MUG, currency="PLN"),
+        "removed-from-cart": lambda: events.remove_from_cart(
+            client=client, product=MUG, currency="PLN"
+        ),
+        "added-to-favorites": lambda: events.add_to_favorites(
+            client=client, product=MUG, currency="PLN"
+        ),
+        "product-view": lambda: events.product_view(
+            client=client, product=MUG, currency="PLN", source="WEB_MOBILE"
+        ),
+        "cancelled-transaction": lambda: events.cancelled_transaction(
+            client=client, order_id="A-7", products=[MUG], currency="PLN"
+        ),
+        "item-search-click": lambda: events.item_search_click(
+            client=client, correlation_id="c-1", item="A-1", position=3, search_type="autocomplete"
+        ),
+    }
+    if name in builders:
+        return builders[name]()
+    return events.DedicatedEvent(name, client=client, params={"sku": "A-1"})
+
+
 def event_model_batch() -> list[events.Event]:
     client = {"customId": "42", "email": "jane@example.com"}
     built: list[events.Event] = [
         events.CustomEvent("dog.bark", client=client, params={"loudness": 3, "mood": None}),
         events.page_visit(client={"uuid": CLIENT_UUID}, url="https://shop.example/", title="Home"),
+        events.cart_status(client=client, products=[MUG], currency="PLN"),
     ]
-    built += [
-        events.DedicatedEvent(name, client={"id": 5092159999}, params={"sku": "A-1"})
-        for name in events.DEDICATED_EVENT_TYPES
-    ]
+    built += [shop_event(name, {"id": 5092159999}) for name in events.DEDICATED_EVENT_TYPES]
     return built
 
 
@@ -322,7 +350,7 @@ def test_v4_batch_accepts_what_the_event_model_builds(server: LocalSynerise) -> 
     ]
     assert recorded[0]["body"]["params"] == {"loudness": 3}
     assert not any(r["time_replaced"] for r in recorded)
-    assert server.summary()["v4-batch"]["custom"] == 2
+    assert server.summary()["v4-batch"]["custom"] == 3
     assert server.summary()["v4-batch"]["push/viewed"] == 1
 
 
@@ -333,7 +361,7 @@ def test_v4_single_custom_and_dedicated_endpoints(server: LocalSynerise) -> None
     del payload["type"]
     assert post(server, "/v4/events/custom", payload).status_code == 202
     for name in ("added-to-cart", "push/viewed"):
-        dedicated = events.DedicatedEvent(name, client={"customId": "1"})
+        dedicated = shop_event(name, {"customId": "1"})
         response = post(server, f"/v4/events/{name}", dedicated.to_payload())
         assert response.status_code == 202, response.text
     assert server.summary() == {
@@ -919,7 +947,12 @@ def test_transaction_rejections(
         ),
         ("/events/v1/single/recommendation.view", ai_item(campaignId=""), "campaignId", "non-"),
         ("/events/v1/single/recommendation.click", ai_item(item="1"), "item", "not a field"),
-        ("/events/v1/single/recommendation.click", ai_item(position=1), "position", "not a field"),
+        (
+            "/events/v1/single/recommendation.click",
+            ai_item(position=1),
+            "position",
+            "only for item.search.click",
+        ),
         ("/events/v1/single/product.view", ai_item(), "eventType", "unknown event type"),
         (
             "/v4/events/ai-compat/recommendation.view",
@@ -952,13 +985,244 @@ def test_ai_rejections(
 
 def test_ai_compat_click_carries_item_and_position(server: LocalSynerise) -> None:
     body = {k: v for k, v in ai_item().items() if k != "items"}
-    body.update(item="89435879453", position=3, sessionId="s-1")
+    body.update(item="89435879453", position=3, searchType="autocomplete", sessionId="s-1")
     response = post(server, ai_path(server, "/v4/events/ai-compat/item.search.click"), body)
     assert response.status_code == 200, response.text
+    del body["position"], body["searchType"]
     batch = {"eventType": "recommendation.click", "items": [body, ai_item(items=[])]}
     response = post(server, ai_path(server, "/v4/events/ai-compat/batch"), batch)
     assert response.status_code == 200, response.text
     assert server.count == 3
+
+
+# -- shop events, money, sources and search clicks (what Synerise's SDK validators require) --
+
+
+def cart_params(**extra: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "sku": "A-1",
+        "name": "Mug",
+        "quantity": 1,
+        "finalUnitPrice": {"amount": 9.5, "currency": "PLN"},
+        "source": "WEB_DESKTOP",
+    }
+    params.update(extra)
+    return {k: v for k, v in params.items() if v is not ...}
+
+
+def dedicated(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    body = {k: v for k, v in custom(type=name).items() if k != "action"}
+    body["params"] = params
+    return body
+
+
+def cart_status_params(**extra: Any) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "products": [cart_params(source=...)],
+        "total_amount": 9.5,
+        "total_quantity": 1.0,
+        "source": "WEB_MOBILE",
+    }
+    params.update(extra)
+    return {k: v for k, v in params.items() if v is not ...}
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        (dedicated("added-to-cart", cart_params(name=...)), "params.name", "required"),
+        (dedicated("added-to-cart", cart_params(source=...)), "params.source", "must be one of"),
+        (dedicated("removed-from-cart", cart_params(source="MOBILE_WEB")), "params.source", "one"),
+        (dedicated("added-to-cart", cart_params(quantity=0)), "params.quantity", "positive"),
+        (
+            dedicated("added-to-cart", cart_params(finalUnitPrice=...)),
+            "params.finalUnitPrice",
+            "required",
+        ),
+        (
+            dedicated(
+                "added-to-cart", cart_params(finalUnitPrice={"amount": -1, "currency": "PLN"})
+            ),
+            "params.finalUnitPrice.amount",
+            "greater than or equal to zero",
+        ),
+        (
+            dedicated("added-to-cart", cart_params(regularPrice={"amount": 1, "currency": "PLN"})),
+            "params.regularPrice",
+            "transaction field",
+        ),
+        (dedicated("product-view", {"productId": "A-1"}), "params.source", "must be one of"),
+        (
+            dedicated("product-view", {"sku": "A-1", "source": "WEB_DESKTOP"}),
+            "params.productId",
+            "not sku",
+        ),
+        (dedicated("added-to-favorites", {}), "params", "required"),
+        (
+            dedicated("item-search-click", {"correlationId": "c", "item": "1", "position": 1}),
+            "params.searchType",
+            "full-text-search",
+        ),
+        (
+            dedicated(
+                "item-search-click",
+                {"correlationId": "c", "item": "1", "position": 0, "searchType": "autocomplete"},
+            ),
+            "params.position",
+            "positive",
+        ),
+        (dedicated("cancelled-transaction", {"source": "POS"}), "params.orderId", "required"),
+        (
+            custom("cart.status", params=cart_status_params(total_amount=9)),
+            "params.total_amount",
+            "float",
+        ),
+        (
+            custom("cart.status", params=cart_status_params(source=...)),
+            "params.source",
+            "required",
+        ),
+        (
+            custom("cart.status", params=cart_status_params(products=[cart_params(name="")])),
+            "params.products[0].name",
+            "required",
+        ),
+    ],
+)
+def test_shop_event_rejections(server: LocalSynerise, body: Any, field: str, message: str) -> None:
+    assert_error(post(server, f"/v4/events/{body['type']}", body), 400, field, message)
+    assert_error(post(server, "/v4/events/batch", [body]), 400, f"[0].{field}", message)
+    assert server.count == 0
+
+
+def test_shop_events_accept_free_items_and_both_search_types(server: LocalSynerise) -> None:
+    free = {"amount": 0, "currency": "PLN"}
+    batch = [
+        dedicated("added-to-cart", cart_params(finalUnitPrice=free)),
+        custom("cart.status", params=cart_status_params(products=[], total_amount=0.0)),
+    ] + [
+        dedicated(
+            "item-search-click",
+            {"correlationId": "c", "item": "1", "position": 2, "searchType": kind},
+        )
+        for kind in ("full-text-search", "autocomplete")
+    ]
+    response = post(server, "/v4/events/batch", batch)
+    assert response.status_code == 202, response.text
+    assert server.summary()["v4-batch"] == {"added-to-cart": 1, "custom": 1, "item-search-click": 2}
+    assert server.events_of(type="item-search-click")[0]["action"] == "item.search.click"
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "message"),
+    [
+        ({"revenue": {"amount": -0.01, "currency": "PLN"}}, "revenue.amount", "or equal to zero"),
+        ({"discountAmount": {"amount": 0, "currency": "PLN"}}, "discountAmount.amount", "omitted"),
+        ({"source": "MOBILE_WEB"}, "source", "must be one of"),
+        ({"source": "FAX"}, "source", "must be one of"),
+        (
+            {"products": [{"sku": "S", "finalUnitPrice": {"amount": 1, "currency": "PLN"}}]},
+            "products[0].name",
+            "required",
+        ),
+        (
+            {"products": [{"sku": "S", "name": "Sock"}]},
+            "products[0].finalUnitPrice",
+            "required",
+        ),
+        (
+            {
+                "products": [
+                    {"sku": "S", "name": "S", "finalUnitPrice": {"amount": -2, "currency": "PLN"}}
+                ]
+            },
+            "products[0].finalUnitPrice.amount",
+            "or equal to zero",
+        ),
+    ],
+)
+def test_transaction_money_source_and_product_rules(
+    server: LocalSynerise, extra: dict[str, Any], field: str, message: str
+) -> None:
+    assert_error(post(server, "/v4/transactions", transaction(**extra)), 400, field, message)
+    assert server.count == 0
+
+
+def test_transactions_accept_every_event_source_and_a_free_item(server: LocalSynerise) -> None:
+    free = [{"sku": "GIFT", "name": "Gift", "finalUnitPrice": {"amount": 0, "currency": "PLN"}}]
+    sources = ["WEB_DESKTOP", "WEB_MOBILE", "MOBILE_APP", "POS", "MOBILE", "DESKTOP"]
+    body = [transaction(source=source, products=free) for source in sources]
+    response = post(server, "/v4/transactions/batch", body)
+    assert response.status_code == 202, response.text
+    assert server.count == len(sources)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "message"),
+    [
+        (
+            "/v4/events/ai-compat/recommendation.view",
+            ai_item(eventTimestamp=1670505802000),
+            "eventTimestamp",
+            "ISO 8601",
+        ),
+        (
+            "/v4/events/ai-compat/recommendation.view",
+            ai_item(EventTimestamp=1670505802000, eventTimestamp=...),
+            "EventTimestamp",
+            "ISO 8601",
+        ),
+        (
+            "/v4/events/ai-compat/item.search.click",
+            {**ai_item(items=...), "item": "1", "position": 1},
+            "searchType",
+            "required",
+        ),
+        (
+            "/v4/events/ai-compat/item.search.click",
+            {**ai_item(items=...), "item": "1", "searchType": "autocomplete"},
+            "position",
+            "required",
+        ),
+        (
+            "/v4/events/ai-compat/item.search.click",
+            {**ai_item(items=...), "item": "1", "position": 1, "searchType": "voice"},
+            "searchType",
+            "required",
+        ),
+        (
+            "/events/v1/single/item.search.click",
+            ai_item(position=1, searchType="fuzzy"),
+            "searchType",
+            "one of",
+        ),
+        (
+            "/events/v1/single/recommendation.view",
+            ai_item(searchType="autocomplete"),
+            "searchType",
+            "only",
+        ),
+    ],
+)
+def test_ai_search_click_and_timestamp_rules(
+    server: LocalSynerise, path: str, body: dict[str, Any], field: str, message: str
+) -> None:
+    body = {k: v for k, v in body.items() if v is not ...}
+    assert_error(post(server, ai_path(server, path), body), 400, field, message)
+    assert server.count == 0
+
+
+def test_ai_compat_reads_both_timestamp_spellings(server: LocalSynerise) -> None:
+    stamp = "2022-12-08T13:23:22.000Z"
+    bodies = [ai_item(), {**{k: v for k, v in ai_item().items() if k != "eventTimestamp"}}]
+    bodies[1]["EventTimestamp"] = stamp
+    for body in bodies:
+        path = ai_path(server, "/v4/events/ai-compat/recommendation.view")
+        assert post(server, path, body).status_code == 200
+    both = {**ai_item(), "EventTimestamp": stamp}
+    path = ai_path(server, "/v4/events/ai-compat/recommendation.view")
+    assert_error(post(server, path, both), 400, "EventTimestamp", "twice")
+    assert server.count == 2
 
 
 # -- recording -----------------------------------------------------------------------------
@@ -1020,7 +1284,7 @@ def test_salt_counts_show_resends(server: LocalSynerise) -> None:
 
 
 def test_events_of_filters(server: LocalSynerise) -> None:
-    dedicated = {k: v for k, v in custom(type="added-to-cart").items() if k != "action"}
+    dedicated = shop_event("added-to-cart", {"customId": "c-1"}).to_payload()
     post(server, "/v4/events/batch", [custom(), dedicated])
     post(server, "/v4/events/custom", custom())
     assert len(server.events_of()) == 3

@@ -239,7 +239,7 @@ def mixed_events(
     ``ai=False`` leaves them out where a test counts by salt. ``padding`` adds
     that many bytes of params to the v4 events.
     """
-    from django_synerise.events import AIEvent, CustomEvent, DedicatedEvent, Transaction
+    from django_synerise.events import AIEvent, CustomEvent, Transaction, add_to_cart
 
     poisoned = set(poison)
     kinds = 5 if ai else 3
@@ -255,9 +255,10 @@ def mixed_events(
         if kind == 0:
             events.append(CustomEvent("soak.tick", client=client, params={"n": ident, **extra}))
         elif kind == 1:
+            product = {"sku": f"s{i}", "name": f"Item {i}", "finalUnitPrice": 9.5}
             events.append(
-                DedicatedEvent(
-                    "added-to-cart", client=client, params={"n": ident, "sku": f"s{i}", **extra}
+                add_to_cart(
+                    client=client, product=product, currency="PLN", params={"n": ident, **extra}
                 )
             )
         elif kind == 2:
@@ -265,7 +266,9 @@ def mixed_events(
                 Transaction(
                     client=client,
                     order_id=ident,
-                    products=[{"sku": f"s{i}", "quantity": 1, "finalUnitPrice": 9.5}],
+                    products=[
+                        {"sku": f"s{i}", "name": f"Item {i}", "quantity": 1, "finalUnitPrice": 9.5}
+                    ],
                     currency="PLN",
                     metadata=extra or None,
                 )

@@ -66,7 +66,7 @@ from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import MappingProxyType
-from typing import Any, Literal, TypedDict
+from typing import Any, Literal, TypedDict, TypeGuard
 from urllib.parse import parse_qsl
 
 __all__ = [
@@ -102,6 +102,7 @@ DEDICATED_EVENT_TYPES: Mapping[str, str] = MappingProxyType(
         "appeared-in-location": "client.location",
         "assigned-to-company": "client.assignToCompany",
         "cancelled-transaction": "transaction.cancel",
+        "item-search-click": "item.search.click",
         "push/viewed": "push.view",
         "push/clicked": "push.click",
         "push/received": "push.receive",
@@ -145,8 +146,13 @@ _CLIENT_KEYS_TEXT = "id, customId, uuid, email"
 _AI_V1_KEYS = frozenset(
     {"eventType", "correlationId", "clientUUID", "items", "eventTimestamp", "campaignId"}
 )
-_AI_COMPAT_KEYS = _AI_V1_KEYS | {"item", "position", "sessionId"}
+_AI_COMPAT_KEYS = _AI_V1_KEYS | {"item", "position", "sessionId", "searchType", "EventTimestamp"}
 _AI_CLICK_TYPES = frozenset({"recommendation.click", "item.search.click"})
+_AI_SEARCH_KEYS = frozenset({"position", "searchType"})
+#: ``searchType`` of a search-result click (php-sdk ``lib/V4/Models/SearchType.php``).
+_SEARCH_TYPES = frozenset({"full-text-search", "autocomplete"})
+#: Synerise's ``EventSource`` (php-sdk ``lib/V4/Models/EventSource.php``): no MOBILE_WEB.
+_EVENT_SOURCES = frozenset({"WEB_DESKTOP", "WEB_MOBILE", "MOBILE_APP", "POS", "MOBILE", "DESKTOP"})
 _TX_MONEY = ("revenue", "value", "discountAmount")
 _PRODUCT_MONEY = ("finalUnitPrice", "regularPrice", "discountPrice", "netUnitPrice")
 _FORBIDDEN_CUSTOM_ACTIONS = {
@@ -347,7 +353,7 @@ def _find_nulls(value: Any, path: str, errors: Errors) -> None:
             _find_nulls(item, f"{path}[{index}]", errors)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return type(value) is int or type(value) is float
 
 
@@ -448,6 +454,13 @@ def _check_v4_event(
     params = item.get("params")
     if params is not None and type(params) is not dict:
         errors.append((at + "params", "must be an object"))
+    elif len(errors) == before:
+        rule = _PARAMS_RULES.get(str(event_type if event_type != "custom" else action))
+        if rule is not None:
+            if params is None:
+                errors.append((at + "params", "are required for this event"))
+            else:
+                rule(params, at + "params.", errors)
     salt = item.get("eventSalt")
     if salt is not None and (type(salt) is not str or not salt):
         errors.append((at + "eventSalt", "must be a non-empty string"))
@@ -459,15 +472,153 @@ def _check_v4_event(
     return str(event_type), DEDICATED_EVENT_TYPES[event_type], time_replaced
 
 
-def _check_money(value: Any, where: str, errors: Errors) -> None:
+def _check_money(value: Any, where: str, errors: Errors, *, positive: bool = False) -> None:
+    """A money object; its amount >= 0 ("All monetary values must ... be greater than
+    or equal to zero"), or > 0 with ``positive`` (``discountAmount``)."""
     if type(value) is not dict:
         errors.append((where, 'must be an object {"amount": <number>, "currency": "<ISO 4217>"}'))
         return
-    if not _is_number(value.get("amount")):
+    amount = value.get("amount")
+    if not _is_number(amount):
         errors.append((f"{where}.amount", "is required: a number"))
+    elif positive and amount <= 0:
+        errors.append((f"{where}.amount", "must be greater than zero, or the field omitted"))
+    elif amount < 0:
+        errors.append((f"{where}.amount", "must be greater than or equal to zero"))
     currency = value.get("currency")
     if type(currency) is not str or not _CURRENCY_RE.match(currency):
         errors.append((f"{where}.currency", "is required: a 3-letter ISO 4217 code"))
+
+
+def _check_source(value: Any, where: str, errors: Errors) -> None:
+    if value not in _EVENT_SOURCES:
+        errors.append((where, f"must be one of {', '.join(sorted(_EVENT_SOURCES))}, not {value!r}"))
+
+
+def _need_text(params: dict[str, Any], key: str, at: str, errors: Errors) -> None:
+    value = params.get(key)
+    if type(value) is not str or not value.strip():
+        errors.append((at + key, "is required: a non-empty string"))
+
+
+def _need_positive(params: dict[str, Any], key: str, at: str, errors: Errors) -> None:
+    value = params.get(key)
+    if not _is_number(value) or value <= 0:
+        errors.append((at + key, "is required: a positive number"))
+
+
+def _check_product(product: Any, where: str, errors: Errors) -> None:
+    """A transaction product (php-sdk ``ProductValidator``): sku, name, finalUnitPrice."""
+    if type(product) is not dict:
+        errors.append((where, "must be an object"))
+        return
+    _need_text(product, "sku", where + ".", errors)
+    _need_text(product, "name", where + ".", errors)
+    if "finalUnitPrice" not in product:
+        errors.append((f"{where}.finalUnitPrice", "is required: a money object"))
+    for key in _PRODUCT_MONEY:
+        if key in product:
+            _check_money(product[key], f"{where}.{key}", errors)
+    if "quantity" in product and (not _is_number(product["quantity"]) or product["quantity"] <= 0):
+        errors.append((f"{where}.quantity", "must be a positive number"))
+
+
+def _cart_params(params: dict[str, Any], at: str, errors: Errors) -> None:
+    """``added-to-cart`` / ``removed-from-cart`` (php-sdk ``CartEventValidator``)."""
+    _check_source(params.get("source"), at + "source", errors)
+    _need_text(params, "sku", at, errors)
+    _need_text(params, "name", at, errors)
+    _need_positive(params, "quantity", at, errors)
+    if "finalUnitPrice" not in params:
+        errors.append((at + "finalUnitPrice", "is required: a money object"))
+    for key in ("finalUnitPrice", "regularUnitPrice", "discountedUnitPrice"):
+        if key in params:
+            _check_money(params[key], at + key, errors)
+    for key in ("regularPrice", "discountPrice"):
+        if key in params:
+            errors.append((at + key, "is a transaction field; cart events use *UnitPrice names"))
+
+
+def _product_view_params(params: dict[str, Any], at: str, errors: Errors) -> None:
+    """``product-view`` (php-sdk ``ProductViewValidator``): source required; productId, name."""
+    _check_source(params.get("source"), at + "source", errors)
+    for key in ("productId", "name"):
+        if key in params and (type(params[key]) is not str or not params[key].strip()):
+            errors.append((at + key, "must be a non-empty string"))
+    if "sku" in params and "productId" not in params:
+        errors.append((at + "productId", "is the product's id on product-view (not sku)"))
+
+
+def _favorites_params(params: dict[str, Any], at: str, errors: Errors) -> None:
+    """``added-to-favorites`` (php-sdk ``AddedToFavoritesValidator``: params required)."""
+    if not params:
+        errors.append((at.rstrip("."), "are required"))
+    if "source" in params:
+        _check_source(params["source"], at + "source", errors)
+
+
+def _search_click_params(params: dict[str, Any], at: str, errors: Errors) -> None:
+    """``item-search-click`` (php-sdk ``ItemSearchClickValidator``)."""
+    _need_text(params, "correlationId", at, errors)
+    _need_text(params, "item", at, errors)
+    position = params.get("position")
+    if type(position) is not int or position < 1:
+        errors.append((at + "position", "is required: a positive integer (1-based)"))
+    if params.get("searchType") not in _SEARCH_TYPES:
+        errors.append(
+            (at + "searchType", f"is required: one of {', '.join(sorted(_SEARCH_TYPES))}")
+        )
+    if "source" in params:
+        _check_source(params["source"], at + "source", errors)
+
+
+def _cancelled_params(params: dict[str, Any], at: str, errors: Errors) -> None:
+    """``cancelled-transaction`` (php-sdk ``CancelledTransactionValidator``): orderId."""
+    _need_text(params, "orderId", at, errors)
+    if "source" in params:
+        _check_source(params["source"], at + "source", errors)
+    for key in ("revenue", "value"):
+        if key in params:
+            _check_money(params[key], at + key, errors)
+    products = params.get("products")
+    if products is not None:
+        if type(products) is not list:
+            errors.append((at + "products", "must be an array"))
+        else:
+            for index, product in enumerate(products):
+                _check_product(product, f"{at}products[{index}]", errors)
+
+
+def _cart_status_params(params: dict[str, Any], at: str, errors: Errors) -> None:
+    """Custom ``cart.status`` (php-sdk ``CartStatusValidator``)."""
+    if "source" not in params:
+        errors.append((at + "source", "is required"))
+    else:
+        _check_source(params["source"], at + "source", errors)
+    for key in ("total_amount", "total_quantity"):
+        total = params.get(key)
+        if type(total) is not float:
+            errors.append((at + key, "is required: a float"))
+        elif total < 0:
+            errors.append((at + key, "must be >= 0"))
+    products = params.get("products")
+    if type(products) is not list:
+        errors.append((at + "products", "is required: an array of products"))
+    else:
+        for index, product in enumerate(products):
+            _check_product(product, f"{at}products[{index}]", errors)
+
+
+# Params rules by dedicated type, or by custom action.
+_PARAMS_RULES: dict[str, Callable[[dict[str, Any], str, Errors], None]] = {
+    "added-to-cart": _cart_params,
+    "removed-from-cart": _cart_params,
+    "product-view": _product_view_params,
+    "added-to-favorites": _favorites_params,
+    "item-search-click": _search_click_params,
+    "cancelled-transaction": _cancelled_params,
+    "cart.status": _cart_status_params,
+}
 
 
 def _check_transaction(tx: Any, at: str, errors: Errors) -> bool:
@@ -482,14 +633,14 @@ def _check_transaction(tx: Any, at: str, errors: Errors) -> bool:
         errors.append((at + "orderId", "is required: a non-empty string"))
     for key in _TX_MONEY:
         if key in tx:
-            _check_money(tx[key], at + key, errors)
+            _check_money(tx[key], at + key, errors, positive=key == "discountAmount")
     if "recordedAt" in tx and _parse_iso(tx["recordedAt"]) is None:
         errors.append((at + "recordedAt", "is not an ISO 8601 date-time with offset"))
     for key in ("metadata", "paymentInfo"):
         if key in tx and type(tx[key]) is not dict:
             errors.append((at + key, "must be an object"))
-    if "source" in tx and (type(tx["source"]) is not str or not tx["source"]):
-        errors.append((at + "source", "must be a non-empty string"))
+    if "source" in tx:
+        _check_source(tx["source"], at + "source", errors)
     salt = tx.get("eventSalt")
     if salt is not None and (type(salt) is not str or not salt):
         errors.append((at + "eventSalt", "must be a non-empty string"))
@@ -499,20 +650,7 @@ def _check_transaction(tx: Any, at: str, errors: Errors) -> bool:
             errors.append((at + "products", "must be an array"))
         else:
             for index, product in enumerate(products):
-                where = f"{at}products[{index}]"
-                if type(product) is not dict:
-                    errors.append((where, "must be an object"))
-                    continue
-                sku = product.get("sku")
-                if type(sku) is not str or not sku.strip():
-                    errors.append((f"{where}.sku", "is required: a non-empty string"))
-                for key in _PRODUCT_MONEY:
-                    if key in product:
-                        _check_money(product[key], f"{where}.{key}", errors)
-                if "quantity" in product and (
-                    not _is_number(product["quantity"]) or product["quantity"] <= 0
-                ):
-                    errors.append((f"{where}.quantity", "must be a positive number"))
+                _check_product(product, f"{at}products[{index}]", errors)
     currencies = {
         money["currency"]
         for money in _money_fields(tx)
@@ -543,7 +681,7 @@ def _check_ai_event(item: Any, at: str, event_type: str, compat: bool, errors: E
         errors.append((at.rstrip(".") or "body", "must be a JSON object (an AI event)"))
         return False
     before = len(errors)
-    allowed = _AI_COMPAT_KEYS if compat else _AI_V1_KEYS
+    allowed = _AI_COMPAT_KEYS if compat else _AI_V1_KEYS | _AI_SEARCH_KEYS
     if not item.keys() <= allowed:
         for key in sorted(set(item) - allowed):
             errors.append((at + key, "is not a field of this AI event"))
@@ -577,8 +715,16 @@ def _check_ai_event(item: Any, at: str, event_type: str, compat: bool, errors: E
             if type(value) is not str or not value:
                 errors.append((f"{at}items[{index}]", "must be a non-empty string (an item id)"))
                 break
-    stamp = item.get("eventTimestamp")
-    if stamp is not None:
+    if "EventTimestamp" in item and "eventTimestamp" in item:
+        errors.append((at + "EventTimestamp", "is eventTimestamp spelled twice: send one"))
+    # ai-compat's models (php-sdk RecommendationClickEventDataCompat ...) spell the key
+    # EventTimestamp; its docs eventTimestamp: both are read, and both must be ISO 8601.
+    stamp_key = "EventTimestamp" if "EventTimestamp" in item else "eventTimestamp"
+    stamp = item.get(stamp_key)
+    if stamp is not None and compat:
+        if type(stamp) is not str or _parse_iso(stamp) is None:
+            errors.append((at + stamp_key, "must be an ISO 8601 date-time string on ai-compat"))
+    elif stamp is not None:
         if type(stamp) is int:
             if stamp < _MIN_UNIX_MS:
                 errors.append(
@@ -594,8 +740,23 @@ def _check_ai_event(item: Any, at: str, event_type: str, compat: bool, errors: E
     for key in ("campaignId", "sessionId"):
         if key in item and (type(item[key]) is not str or not item[key]):
             errors.append((at + key, "must be a non-empty string"))
-    if "position" in item and (type(item["position"]) is not int or item["position"] < 1):
-        errors.append((at + "position", "must be a positive integer"))
+    if event_type == "item.search.click":
+        # ItemSearchClickValidator requires both; events-v1 documents neither, so there
+        # they are checked only when sent.
+        if compat or "position" in item:
+            position = item.get("position")
+            if type(position) is not int or position < 1:
+                errors.append((at + "position", "is required: a positive integer (1-based)"))
+        search_type = item.get("searchType")
+        if (compat or "searchType" in item) and search_type not in _SEARCH_TYPES:
+            errors.append(
+                (at + "searchType", f"is required: one of {', '.join(sorted(_SEARCH_TYPES))}")
+            )
+        if compat and "campaignId" in item:
+            errors.append((at + "campaignId", "is not a field of an item.search.click"))
+    else:
+        for key in sorted(_AI_SEARCH_KEYS & item.keys()):
+            errors.append((at + key, "is only for item.search.click"))
     return len(errors) == before
 
 

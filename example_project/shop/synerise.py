@@ -45,6 +45,7 @@ def cart_line_params(line: CartLine) -> dict[str, Any]:
         "finalUnitPrice": price,
         "regularUnitPrice": price,
         "url": line.product.get_absolute_url(),
+        "source": "WEB_DESKTOP",
     }
 
 

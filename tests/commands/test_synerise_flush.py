@@ -20,7 +20,7 @@ from django.utils import timezone
 
 import django_synerise
 from django_synerise import outbox
-from django_synerise.events import AIEvent, DedicatedEvent, Transaction
+from django_synerise.events import AIEvent, Transaction
 from django_synerise.models import OutboxEvent
 
 UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
@@ -32,7 +32,10 @@ def enqueue_mixed(n: int = 10) -> None:
         django_synerise.events.CustomEvent("dog.bark", client={"customId": str(i)})
         for i in range(n)
     ]
-    events.append(DedicatedEvent("added-to-cart", client={"customId": "1"}, params={"sku": "A"}))
+    apple = {"sku": "A", "name": "Apple", "finalUnitPrice": 2}
+    events.append(
+        django_synerise.events.add_to_cart(client={"customId": "1"}, product=apple, currency="PLN")
+    )
     events.append(
         Transaction(
             client={"customId": "1"},
