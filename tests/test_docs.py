@@ -651,12 +651,23 @@ order = Order.objects.create(cart=cart, email="ada@example.com", total="25.00", 
 rows = {row.action: row.body for row in OutboxEvent.objects.all()}
 assert set(rows) == {"product.addToCart", "transaction.charge"}, rows
 assert rows["product.addToCart"]["client"] == {"uuid": VISITOR}
-assert rows["product.addToCart"]["params"] == {"sku": "MUG-001", "quantity": 2}
+assert rows["product.addToCart"]["params"] == {
+    "sku": "MUG-001",
+    "name": "Mug",
+    "quantity": 2,
+    "finalUnitPrice": {"amount": 12.5, "currency": "PLN"},
+    "source": "WEB_DESKTOP",
+}
 transaction = rows["transaction.charge"]
 assert transaction["orderId"] == str(order.pk)
 assert transaction["client"] == {"email": "ada@example.com"}
 assert transaction["products"] == [
-    {"sku": "MUG-001", "quantity": 2, "finalUnitPrice": {"amount": 12.5, "currency": "EUR"}}
+    {
+        "sku": "MUG-001",
+        "name": "Mug",
+        "quantity": 2,
+        "finalUnitPrice": {"amount": 12.5, "currency": "EUR"},
+    }
 ]
 assert transaction["revenue"] == {"amount": 25.0, "currency": "EUR"}
 deliver()

@@ -10,6 +10,7 @@ logouts from django-synerise's auth hooks, ``registered`` from the sign-up
 view, recommendation views and clicks from ``beacon.js`` (see the templates).
 """
 
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -36,7 +37,8 @@ def cart_line_client(line: CartLine) -> dict[str, Any]:
 
 
 def cart_line_params(line: CartLine) -> dict[str, Any]:
-    price = {"amount": line.unit_price, "currency": settings.SHOP_CURRENCY}
+    # Decimal(): a line just created holds the value it was given, possibly a string.
+    price = {"amount": Decimal(line.unit_price), "currency": settings.SHOP_CURRENCY}
     return {
         "sku": line.product.sku,
         "name": line.product.name,
