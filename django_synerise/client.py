@@ -35,7 +35,7 @@ import requests
 
 from .auth import LOGIN_PATH, MemoryTokenCache, TokenCache, WorkspaceTokens, jwt_expiry
 from .endpoints import Endpoint, SendOptions, endpoint_for
-from .events import AIEvent, Event, dumps
+from .events import Event, dumps
 from .exceptions import AuthenticationError
 from .redaction import install_urllib3_filter, redact
 from .sending import (
@@ -308,11 +308,7 @@ class SyneriseClient:
         return texts, group
 
     def _serialize(self, event: Event) -> str:
-        if isinstance(event, AIEvent):
-            return event.to_json(
-                ai_api=self.options.ai_events_api,
-                ai_timestamp_format=self.options.ai_timestamp_format,
-            )
+        # The stored form of every record; the endpoint shapes AI events when sending.
         return event.to_json()
 
     # -- the one HTTP path every call takes ----------------------------------

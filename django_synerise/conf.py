@@ -518,14 +518,16 @@ SECTIONS: dict[str, dict[str, Setting]] = {
             "Events per AI-events batch request (limit not published).",
         ),
         "AI_EVENTS_API": Setting(
-            "events-v1",
+            "ai-compat",
             Choice(("events-v1", "ai-compat")),
-            '`"events-v1"`: `/events/v1/batch`; `"ai-compat"`: `/v4/events/ai-compat/batch`.',
+            '`"ai-compat"`: `/v4/events/ai-compat/batch` (documented today); `"events-v1"`: '
+            "`/events/v1/batch`. Read when sending: pending events follow a change.",
         ),
         "AI_TIMESTAMP_FORMAT": Setting(
             "unix-ms",
             Choice(("unix-ms", "iso8601")),
-            "`eventTimestamp` of AI events: integer milliseconds or ISO 8601.",
+            "`eventTimestamp` of AI events on `events-v1`: integer milliseconds or ISO 8601 "
+            "(`ai-compat` always takes ISO 8601).",
         ),
         "MAX_ATTEMPTS": Setting(
             16,

@@ -14,9 +14,9 @@ row (``kind``)          path                         items/request   one request
 ``transaction``         ``/v4/transactions/batch``   ``TRANSACTION   any transactions
                                                      _BATCH_SIZE``
 ``ai``                  ``AI_EVENTS_API``:           ``AI_BATCH      one event type
-                        ``/events/v1/batch`` or      _SIZE``
-                        ``/v4/events/ai-compat/
-                        batch``
+                        ``/v4/events/ai-compat/      _SIZE``         (shaped for the
+                        batch`` or                                   API when sent)
+                        ``/events/v1/batch``
 ======================  ===========================  ==============  ================
 
 Every request is at most ``MAX_BATCH_BYTES`` (at most 1 MB). The row's name is
@@ -101,8 +101,8 @@ class Endpoint:
         grouped_by: what the group key is, for messages (``"event type"``).
         wrap: turns the items' JSON array and the group key into the body.
         shape: send-time shaping of one stored payload (JSON text in, JSON
-            text out) for the current :class:`SendOptions`; ``None`` sends the
-            stored text as is, without decoding it.
+            text out) for its group key and the current :class:`SendOptions`;
+            ``None`` sends the stored text as is, without decoding it.
     """
 
     name: str
@@ -117,7 +117,7 @@ class Endpoint:
     group_key: Callable[[str], str] = field(default=_same_group)
     grouped_by: str | None = None
     wrap: Callable[[bytes, str], bytes] = field(default=_json_array)
-    shape: Callable[[str, SendOptions], str] | None = None
+    shape: Callable[[str, str, SendOptions], str] | None = None
 
     def url_path(self, options: SendOptions, group: str = "") -> str:
         """The path to POST to (no query string)."""
@@ -135,7 +135,7 @@ class Endpoint:
     def body(self, texts: Sequence[str], group: str, options: SendOptions) -> bytes:
         """The request body for stored payloads ``texts`` (shaped if the row shapes)."""
         if self.shape is not None:
-            texts = [self.shape(text, options) for text in texts]
+            texts = [self.shape(text, group, options) for text in texts]
         return self.wrap(("[" + ",".join(texts) + "]").encode("utf-8"), group)
 
     def request_size(self, sizes: Sequence[int]) -> int:
@@ -147,6 +147,20 @@ def _ai_path(options: SendOptions, group: str) -> str:
     if options.ai_events_api == "ai-compat":
         return "/v4/events/ai-compat/batch"
     return "/events/v1/batch"
+
+
+def _shape_ai(text: str, event_type: str, options: SendOptions) -> str:
+    # AI events are stored neutral (see AIEvent.to_payload): the body is made for
+    # the API configured now, so changing AI_EVENTS_API strands no pending row.
+    from .events import dumps, shape_ai_payload
+
+    body = shape_ai_payload(
+        json.loads(text),
+        api="ai-compat" if options.ai_events_api == "ai-compat" else "events-v1",
+        timestamp_format="iso8601" if options.ai_timestamp_format == "iso8601" else "unix-ms",
+        event_type=event_type,
+    )
+    return dumps(body)
 
 
 def _ai_wrap(items: bytes, group: str) -> bytes:
@@ -179,6 +193,7 @@ AI_EVENTS = Endpoint(
     group_key=_by_batch_type,
     grouped_by="event type",
     wrap=_ai_wrap,
+    shape=_shape_ai,
 )
 
 #: Every endpoint, by name (= ``OutboxEvent.kind`` = the record class's ``kind``).

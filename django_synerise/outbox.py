@@ -48,7 +48,7 @@ from django.utils import timezone
 from . import signals
 from .conf import on_setting_changed, synerise_settings
 from .endpoints import endpoint_for
-from .events import AIEvent, Event, dumps
+from .events import Event, dumps
 from .exceptions import EventTooLargeError
 from .models import OutboxEvent
 
@@ -131,13 +131,8 @@ def _build_row(event: Event, now: dt.datetime) -> OutboxEvent:
             f"expected a django_synerise.events.Event, not {type(event).__name__}; "
             "build one with django_synerise.events or call django_synerise.track()"
         )
-    if isinstance(event, AIEvent):
-        body = event.to_payload(
-            ai_api=synerise_settings.AI_EVENTS_API,
-            ai_timestamp_format=synerise_settings.AI_TIMESTAMP_FORMAT,
-        )
-    else:
-        body = event.to_payload()
+    # AI events too are stored neutral: their endpoint shapes them when they are sent.
+    body = event.to_payload()
     payload = dumps(body)
     size = len(payload.encode("utf-8"))
     # The endpoint's own limit: a request holding this event alone must fit.

@@ -102,7 +102,7 @@ def test_view_beacon_writes_one_ai_event_attributed_to_the_cookie(visitor: Clien
     assert body["correlationId"] == "corr-1"
     assert body["campaignId"] == "camp-1"
     assert body["items"] == ["sku-1", "sku-2", "sku-3"]
-    assert isinstance(body["eventTimestamp"], int)
+    assert isinstance(body["eventTimestamp"], str)  # stored neutral, shaped when sent
 
 
 def test_json_content_type_is_accepted_too(visitor: Client) -> None:
@@ -125,8 +125,9 @@ def test_search_click_keeps_its_position_where_the_api_has_one(visitor: Client) 
         assert post(visitor, SEARCH_CLICK).status_code == 204
     [row] = rows()
     assert row.batch_type == "item.search.click"
-    assert row.body["item"] == "hit-b"
+    assert row.body["items"] == ["hit-b"]
     assert row.body["position"] == 2
+    assert row.body["searchType"] == "full-text-search"
 
 
 def test_integer_ids_are_stored_as_strings(visitor: Client) -> None:
@@ -888,3 +889,11 @@ def test_beacons_are_dropped_and_counted_over_max_pending(
     assert codes == [204] * 5
     assert len(rows()) == 3
     assert outbox.health().dropped == 2
+
+
+def test_an_autocomplete_click_says_so(visitor: Client) -> None:
+    assert post(visitor, {**SEARCH_CLICK, "searchType": "autocomplete"}).status_code == 204
+    assert rows()[0].body["searchType"] == "autocomplete"
+    response = post(visitor, {**SEARCH_CLICK, "searchType": "voice"})
+    assert response.status_code == 400
+    assert "searchType" in response.json()

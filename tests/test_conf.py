@@ -29,7 +29,7 @@ def test_defaults_apply_when_keys_are_absent():
         assert synerise_settings.BATCH_SIZE == 1000
         assert synerise_settings.MAX_BATCH_BYTES == 1_000_000
         assert synerise_settings.AUTH == "jwt"
-        assert synerise_settings.AI_EVENTS_API == "events-v1"
+        assert synerise_settings.AI_EVENTS_API == "ai-compat"
         assert synerise_settings.AI_TIMESTAMP_FORMAT == "unix-ms"
         assert synerise_settings.ENABLED is True
         assert synerise_settings.TIMEOUT == (3.05, 10.0)

@@ -321,7 +321,7 @@ def test_preview_changes_nothing():
     before = list(OutboxEvent.objects.values())
     planned = dispatch.preview()
     assert sorted((p.endpoint, p.group, p.path, p.count) for p in planned) == [
-        ("ai", "recommendation.view", "/events/v1/batch", 1),
+        ("ai", "recommendation.view", "/v4/events/ai-compat/batch", 1),
         ("event", "", "/v4/events/batch", 3),
     ]
     assert list(OutboxEvent.objects.values()) == before

@@ -120,16 +120,18 @@ def test_track_event_accepts_every_kind():
     assert OutboxEvent.objects.count() == 3
 
 
-def test_ai_event_payload_follows_settings_at_enqueue():
+def test_ai_event_payload_is_stored_neutral_whatever_the_api():
+    # Shaped for AI_EVENTS_API only when sent (tests/delivery/test_ai_api_switch.py).
     event = AIEvent("recommendation.click", correlation_id="c", client_uuid=UUID, items=["9"])
-    with override_settings(
-        SYNERISE={"AI_EVENTS_API": "ai-compat", "AI_TIMESTAMP_FORMAT": "iso8601"}
-    ):
-        row = django_synerise.track_event(event)
-    assert row is not None
-    body = json.loads(row.payload)
-    assert body["item"] == "9"
-    assert isinstance(body["eventTimestamp"], str)
+    stored = []
+    for api in ("ai-compat", "events-v1"):
+        with override_settings(SYNERISE={"AI_EVENTS_API": api, "AI_TIMESTAMP_FORMAT": "unix-ms"}):
+            row = django_synerise.track_event(event)
+        assert row is not None
+        stored.append(json.loads(row.payload))
+    assert stored[0] == stored[1] == event.to_payload()
+    assert stored[0]["items"] == ["9"]
+    assert isinstance(stored[0]["eventTimestamp"], str)
 
 
 def test_rollback_removes_the_event():

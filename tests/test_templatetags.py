@@ -468,3 +468,13 @@ def test_readme_tracking_code_option() -> None:
     assert json.loads(attrs_of(html, "script")["data-synerise-options"] or "") == {
         "customPageVisit": True
     }
+
+
+def test_search_results_say_when_they_are_autocomplete_suggestions(caplog):
+    from django_synerise.templatetags.synerise import synerise_search_results
+
+    assert "data-synerise-search-type" not in synerise_search_results("s-1")
+    html = synerise_search_results("s-1", search_type="autocomplete")
+    assert 'data-synerise-search-type="autocomplete"' in html
+    assert synerise_search_results("s-1", search_type="voice") == ""
+    assert "search_type must be one of" in caplog.text

@@ -18,7 +18,7 @@ from typing import Any
 from rest_framework import serializers
 
 from ..conf import synerise_settings
-from ..events import AI_EVENT_TYPES
+from ..events import AI_EVENT_TYPES, SEARCH_TYPES
 
 __all__ = ["MAX_ID_LENGTH", "MAX_POSITION", "BeaconSerializer", "PositionField", "ShortIdField"]
 
@@ -88,8 +88,9 @@ class BeaconSerializer(serializers.Serializer):  # type: ignore[type-arg]
     ``item.search.click``; ``items`` holds at most ``SYNERISE["BEACON_MAX_ITEMS"]``
     distinct ids (a view may have none, a click has exactly the clicked one);
     ids refuse control, invisible and bidi-override characters;
-    ``item.search.click`` needs its 1-based ``position``, which other types
-    ignore. Unknown keys are ignored.
+    ``item.search.click`` needs its 1-based ``position`` and takes a
+    ``searchType`` (``full-text-search``, the default, or ``autocomplete``),
+    which other types ignore. Unknown keys are ignored.
     """
 
     def get_fields(self) -> dict[str, serializers.Field]:  # type: ignore[type-arg]
@@ -105,6 +106,9 @@ class BeaconSerializer(serializers.Serializer):  # type: ignore[type-arg]
             ),
             "position": PositionField(
                 min_value=1, max_value=MAX_POSITION, required=False, allow_null=True
+            ),
+            "searchType": serializers.ChoiceField(
+                choices=list(SEARCH_TYPES), required=False, allow_null=True
             ),
         }
 
@@ -124,4 +128,5 @@ class BeaconSerializer(serializers.Serializer):  # type: ignore[type-arg]
                 )
         else:
             attrs.pop("position", None)
+            attrs.pop("searchType", None)
         return attrs

@@ -273,6 +273,7 @@ class BeaconView(APIView):
                 items=beacon["items"],
                 campaign_id=beacon.get("campaignId"),
                 position=beacon.get("position"),
+                search_type=beacon.get("searchType"),
             )
         except InvalidEventError as err:
             return _error({err.field: [err.message]}, status.HTTP_400_BAD_REQUEST)

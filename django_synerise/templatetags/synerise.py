@@ -15,8 +15,9 @@ Load it with ``{% load synerise %}``:
 ``{% synerise_recommendation_frame correlation_id campaign_id=... %}``
     Attributes for a recommendation frame's container; the frame's items are
     the elements inside it marked with ``{% synerise_recommendation_item item_id %}``.
-``{% synerise_search_results correlation_id %}`` and ``{% synerise_search_item item_id position %}``
-    The same for search results (``item.search.click``, 1-based position).
+``{% synerise_search_results correlation_id search_type="autocomplete" %}`` and ``{% synerise_search_item item_id position %}``
+    The same for search results (``item.search.click``, 1-based position;
+    ``search_type`` defaults to ``"full-text-search"``).
 
 Ids may be strings, lazy strings, integers, ``Decimal`` or ``uuid.UUID``
 values (rendered with ``str()``). Every value is HTML-escaped. A missing
@@ -47,6 +48,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from ..conf import synerise_settings
+from ..events import SEARCH_TYPES
 
 register = template.Library()
 
@@ -203,14 +205,32 @@ def synerise_recommendation_item(item_id: Any) -> SafeString:
 
 
 @register.simple_tag
-def synerise_search_results(correlation_id: Any) -> SafeString:
-    """Attributes for the container of search results (``item.search.click``; no view event)."""
-    correlation = _clean_id("synerise_search_results", "correlation_id", correlation_id)
+def synerise_search_results(correlation_id: Any, search_type: str = SEARCH_TYPES[0]) -> SafeString:
+    """Attributes for the container of search results (``item.search.click``; no view event).
+
+    ``search_type`` is ``"full-text-search"`` (a results page, the default) or
+    ``"autocomplete"`` (suggestions while typing); an unknown one renders
+    nothing and logs a warning.
+    """
+    tag = "synerise_search_results"
+    correlation = _clean_id(tag, "correlation_id", correlation_id)
     if correlation is None:
         return _EMPTY
-    return format_html(
+    if search_type not in SEARCH_TYPES:
+        logger.warning(
+            "{%% %s %%} rendered nothing: search_type must be one of %s (got %r)",
+            tag,
+            ", ".join(SEARCH_TYPES),
+            search_type,
+        )
+        return _EMPTY
+    html = format_html(
         'data-synerise-frame="search" data-synerise-correlation-id="{}"', correlation
     )
+    if search_type != SEARCH_TYPES[0]:
+        # beacon.js sends the default, full-text-search, when the attribute is absent.
+        html = format_html('{} data-synerise-search-type="{}"', html, search_type)
+    return html
 
 
 @register.simple_tag

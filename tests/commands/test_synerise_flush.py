@@ -65,7 +65,7 @@ def test_flush_delivers_every_kind_to_its_endpoint(synerise_stand_in):
     summary = synerise_stand_in.summary()
     assert sum(summary["v4-batch"].values()) == 11
     assert sum(summary["transactions-batch"].values()) == 1
-    assert summary["ai-batch"] == {"recommendation.view": 1, "recommendation.click": 1}
+    assert summary["ai-compat-batch"] == {"recommendation.view": 1, "recommendation.click": 1}
     assert OutboxEvent.objects.filter(status="sent").count() == 14
     stored = {row.salt for row in OutboxEvent.objects.exclude(kind="ai")}
     assert set(synerise_stand_in.salt_counts()) >= stored

@@ -25,8 +25,9 @@
   var config = script.dataset;
   var direct = config.syneriseMode === "direct";
   var endpoint = config.syneriseEndpoint;
-  var api = config.syneriseApi || "events-v1";
-  var isoTimestamps = config.syneriseTimestamp === "iso8601";
+  var api = config.syneriseApi || "ai-compat";
+  // ai-compat takes ISO 8601 only; events-v1 what SYNERISE["AI_TIMESTAMP_FORMAT"] says.
+  var isoTimestamps = api === "ai-compat" || config.syneriseTimestamp === "iso8601";
   var maxItems = parseInt(config.syneriseMaxItems, 10) || 100;
   var FRAME = "[data-synerise-frame]";
   var ITEM = "[data-synerise-item]";
@@ -95,6 +96,11 @@
   function send(type, frame, items, position) {
     var correlationId = frame.getAttribute("data-synerise-correlation-id");
     var campaignId = frame.getAttribute("data-synerise-campaign-id");
+    var searchType = null;
+    if (type === "item.search.click") {
+      searchType = frame.getAttribute("data-synerise-search-type") || "full-text-search";
+      campaignId = null; // a search click has no campaign
+    }
     if (!correlationId || !endpoint) {
       return;
     }
@@ -122,17 +128,24 @@
       if (position) {
         beacon.position = position;
       }
+      if (searchType) {
+        beacon.searchType = searchType;
+      }
       post(beacon);
       return;
     }
     var event = { correlationId: correlationId, clientUUID: clientUUID };
     if (api === "ai-compat" && type !== "recommendation.view") {
       event.item = items[0]; // ai-compat click bodies carry a single item.
-      if (position) {
-        event.position = position;
-      }
     } else {
       event.items = items;
+    }
+    // Search clicks keep their position in every API, and say which search it was.
+    if (position) {
+      event.position = position;
+    }
+    if (searchType) {
+      event.searchType = searchType;
     }
     event.eventTimestamp = isoTimestamps ? new Date().toISOString() : Date.now();
     if (campaignId) {
