@@ -894,6 +894,25 @@ def test_curl_records_a_page_visit_only_with_the_cookie(
     assert body["params"]["url"] == words[3]
 
 
+def test_beacon_js_needs_collectstatic_outside_runserver(client: Any, tmp_path: Path) -> None:
+    """What the README and docs/beacons.md say about serving ``beacon.js``."""
+    from django.templatetags.static import static
+
+    script = static("django_synerise/beacon.js")
+    # Django itself serves no static files (runserver does, with DEBUG): under gunicorn
+    # or uvicorn without a static server the script is a 404.
+    with override_settings(DEBUG=False):
+        assert client.get(script).status_code == 404
+    with override_settings(STATIC_ROOT=str(tmp_path)):
+        call_command("collectstatic", "--noinput", verbosity=0)
+    assert (
+        (tmp_path / "django_synerise" / "beacon.js").read_text().startswith("/*! django-synerise")
+    )
+    for page in ("README.md", "docs/beacons.md"):
+        text = " ".join((ROOT / page).read_text().split())
+        assert "run `manage.py collectstatic` and serve `STATIC_ROOT`" in text, page
+
+
 def test_the_suite_runs_on_the_databases_the_readme_names() -> None:
     engines = []
     for line in sample("test-on-other-databases").splitlines():
