@@ -10,12 +10,14 @@ logouts from django-synerise's auth hooks, ``registered`` from the sign-up
 view, recommendation views and clicks from ``beacon.js`` (see the templates).
 """
 
+import copy
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 
 from django_synerise import track_model
+from django_synerise.events import Event
 from django_synerise.identity import user_client
 
 from .models import CartLine, Order
@@ -88,3 +90,16 @@ def track_shop_models() -> None:
         client=order_client,
         transaction=order_transaction,
     )
+
+
+def before_write(record: Event, request: Any) -> Event | None:
+    """``SYNERISE["BEFORE_WRITE"]``: staff browsing the shop are not customers; e-mails in
+    params are masked (the profile's own ``client.email`` identifies it already)."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated and user.is_staff:
+        return None
+    params = getattr(record, "params", None)
+    if params and "email" in params:
+        record = copy.copy(record)
+        record.params = {**params, "email": "[masked]"}  # type: ignore[attr-defined]
+    return record

@@ -14,4 +14,5 @@ urlpatterns = [
     path("orders/<int:pk>/", views.order_detail, name="order"),
     path("signup/", views.signup, name="signup"),
     path("newsletter/", views.newsletter, name="newsletter"),
+    path("products/<str:sku>/share/", views.share_product, name="share"),
 ]

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from django_synerise import events, track, track_event
+from django_synerise import atrack, events, track, track_event
 from django_synerise.hooks import track_registration
 from django_synerise.identity import get_client, get_cookie_uuid
 from django_synerise.middleware import set_page_title
@@ -158,6 +158,32 @@ def newsletter(request: HttpRequest) -> HttpResponse:
         if created:
             # A custom event: an action of your choosing and any params. It is written
             # in this transaction, so it exists if and only if the subscription does.
-            track("newsletter.subscribed", client=client, params={"source": "footer"})
+            # request= adds the page's context (url, referrer, UTM) and hands the
+            # request to BEFORE_WRITE.
+            track(
+                "newsletter.subscribed",
+                client=client,
+                params={"source": "footer"},
+                request=request,
+            )
     messages.success(request, f"{email} is subscribed to our newsletter.")
     return redirect("shop:index")
+
+
+async def share_product(request: HttpRequest, sku: str) -> HttpResponse:
+    """An async view: the share button's fetch() lands here; atrack() writes without blocking."""
+    product = await Product.objects.filter(sku=sku).afirst()
+    if product is None:
+        return HttpResponse(status=404)
+    await atrack("product.shared", request=request, params={"sku": sku})
+    return HttpResponse(status=204)
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics, with the outbox gauges read now (the flusher runs elsewhere)."""
+    from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+    from django_synerise.metrics import update_outbox_gauges
+
+    update_outbox_gauges()
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)

@@ -115,6 +115,8 @@ SYNERISE = {
     or ("test-tracker-key" if SYNERISE_STAND_IN else None),
     # While developing, a tracking bug should fail loudly rather than be logged.
     "RAISE_ERRORS": DEBUG,
+    # Every record passes through this before it is written (drops staff users' events).
+    "BEFORE_WRITE": "shop.synerise.before_write",
 }
 
 #: Currency of every price in the shop (ISO 4217).

@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 from django.urls import include, path
+from shop import views
 
 urlpatterns = [
     path("", include("shop.urls")),
@@ -9,4 +10,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     # The endpoint beacon.js posts recommendation views and clicks to.
     path("synerise/", include("django_synerise.urls")),
+    # Prometheus metrics (django-synerise[prometheus]): synerise_* and the process's own.
+    path("metrics", views.metrics),
 ]

@@ -92,3 +92,51 @@ def test_a_recommendation_click_goes_to_the_ai_events_api(client, mug, synerise_
     [click] = synerise_stand_in.events_of(type="recommendation.click")
     assert click["endpoint"] == "ai-batch"
     assert click["body"]["items"] == ["MUG-2"]
+
+
+UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
+
+
+def test_the_async_share_view_records_the_page_context(async_client, mug, synerise_stand_in):
+    from asgiref.sync import async_to_sync
+
+    from django_synerise.dispatch import flush
+
+    async_client.cookies["_snrs_uuid"] = UUID
+    url = reverse("shop:share", args=[mug.sku]) + "?utm_source=newsletter"
+    response = async_to_sync(async_client.post)(url)
+    assert response.status_code == 204
+    flush()
+    (shared,) = [
+        e
+        for e in synerise_stand_in.events_of(type="custom")
+        if e["body"]["action"] == "product.shared"
+    ]
+    assert shared["body"]["client"] == {"uuid": UUID}
+    assert shared["body"]["params"]["sku"] == mug.sku
+    assert shared["body"]["params"]["utm_source"] == "newsletter"
+
+
+@pytest.mark.django_db
+def test_staff_users_are_not_tracked_and_emails_in_params_are_masked(client, mug):
+    from django.contrib.auth.models import User
+
+    from django_synerise import track
+    from django_synerise.models import OutboxEvent
+
+    staff = User.objects.create_user("owner", is_staff=True)
+    client.force_login(staff)
+    OutboxEvent.objects.all().delete()  # the login itself
+    client.cookies["_snrs_uuid"] = UUID
+    client.get(mug.get_absolute_url())  # a page visit, dropped by the hook
+    assert not OutboxEvent.objects.exists()
+    row = track("quiz.answered", client={"uuid": UUID}, params={"email": "a@example.com"})
+    assert row is not None
+    assert '"email":"[masked]"' in row.payload
+
+
+@pytest.mark.django_db
+def test_the_metrics_page_lists_the_synerise_metrics(client):
+    text = client.get("/metrics").content.decode()
+    assert "synerise_records_enqueued_total" in text
+    assert "synerise_outbox_pending" in text
