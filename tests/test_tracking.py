@@ -175,14 +175,14 @@ def test_before_write_drops_staff_users_events(dropped):
         assert django_synerise.track("size.chosen", request=request) is None
         assert (
             django_synerise.track_event(
-                DedicatedEvent("added-to-cart", client={"uuid": UUID}), request=request
+                DedicatedEvent("logged-in", client={"uuid": UUID}), request=request
             )
             is None
         )
     assert not OutboxEvent.objects.exists()
     assert [(reason, [e.action for e in events]) for reason, events in dropped] == [
         ("before_write", ["size.chosen"]),
-        ("before_write", ["product.addToCart"]),
+        ("before_write", ["client.login"]),
     ]
 
 

@@ -9,7 +9,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, JsonResponse
 
 import django_synerise
-from django_synerise.events import DedicatedEvent, Event
+from django_synerise.events import CustomEvent, DedicatedEvent, Event
 
 UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
 
@@ -41,10 +41,10 @@ async def track_async(request: HttpRequest) -> JsonResponse:
         "newsletter.shown", client={"uuid": UUID}, params={"users": users}
     )
     dedicated = await django_synerise.atrack_event(
-        DedicatedEvent("added-to-favorites", client={"uuid": UUID}), request=request
+        DedicatedEvent("logged-out", client={"uuid": UUID}), request=request
     )
     many = await django_synerise.atrack_many(
-        [DedicatedEvent("product-view", client={"uuid": UUID}, params={"n": n}) for n in range(3)],
+        [CustomEvent("item.seen", client={"uuid": UUID}, params={"n": n}) for n in range(3)],
         request=request,
     )
     ids: dict[str, Any] = {
