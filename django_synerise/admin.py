@@ -370,7 +370,7 @@ class OutboxEventAdmin(_ModelAdmin):
         for ids in _id_chunks(pending.exclude(leased_until__gt=now)):
             marked = outbox.mark_dead(ids, error, owner=None)
             if marked:
-                signals.send_robust(signals.events_dead, ids=ids, error=error)
+                signals.send_robust(signals.events_dead, OutboxEvent, ids=ids, error=error)
             count += marked
         level = messages.SUCCESS if count else messages.WARNING
         text = ngettext(

@@ -296,7 +296,7 @@ class Dispatcher:
                 " ".join(f"{name}={value}" for name, value in fields.items()),
                 extra={"synerise_flush": {**fields, "owner": self.owner}},
             )
-            signals.send_robust(signals.flush_finished, result=result)
+            signals.send_robust(signals.flush_finished, OutboxEvent, result=result)
         return result
 
     def _deadline(self) -> dt.datetime:
@@ -378,6 +378,7 @@ class Dispatcher:
         finally:
             signals.send_robust(
                 signals.api_request_finished,
+                OutboxEvent,
                 endpoint=endpoint.name,
                 kind=endpoint.name,
                 batch_type=group,
@@ -426,7 +427,9 @@ class Dispatcher:
             result.dead += outbox.mark_dead(ids, message, owner=self.owner)
             unrecorded.difference_update(ids)
             logger.warning("event %s rejected by Synerise: %s", ids[0], message)
-            signals.send_robust(signals.events_dead, ids=ids, error=message, kind=chunk[0].kind)
+            signals.send_robust(
+                signals.events_dead, OutboxEvent, ids=ids, error=message, kind=chunk[0].kind
+            )
             return
         except SyneriseError as err:
             # Retryable (network, 5xx), or an unclassified API error: safest is to retry.
@@ -445,6 +448,7 @@ class Dispatcher:
         unrecorded.difference_update(ids)
         signals.send_robust(
             signals.events_sent,
+            OutboxEvent,
             ids=ids,
             endpoint=endpoint.name,
             batch_type=group,
@@ -465,11 +469,18 @@ class Dispatcher:
         if retried:
             retried_ids = [row.id for row in chunk if row.attempts + 1 < limit]
             signals.send_robust(
-                signals.events_retried, ids=retried_ids, endpoint=kind, kind=kind, error=message
+                signals.events_retried,
+                OutboxEvent,
+                ids=retried_ids,
+                endpoint=kind,
+                kind=kind,
+                error=message,
             )
         if dead:
             dead_ids = [row.id for row in chunk if row.attempts + 1 >= limit]
-            signals.send_robust(signals.events_dead, ids=dead_ids, error=message, kind=kind)
+            signals.send_robust(
+                signals.events_dead, OutboxEvent, ids=dead_ids, error=message, kind=kind
+            )
 
     # -- many passes --------------------------------------------------------
 

@@ -251,7 +251,7 @@ def _write(rows: list[OutboxEvent], *, durable: bool = True) -> None:
             _insert_one(rows[0], alias, durable=durable)
         else:
             OutboxEvent.objects.using(alias).bulk_create(rows, batch_size=500)
-        signals.send_robust(signals.events_enqueued, events=rows)
+        signals.send_robust(signals.events_enqueued, OutboxEvent, events=rows)
 
     if alias != DEFAULT_DB_ALIAS and connections[DEFAULT_DB_ALIAS].in_atomic_block:
         # The outbox lives on another database: it cannot share the caller's
@@ -310,9 +310,13 @@ def before_write(events: Iterable[Event], request: Any = None) -> list[Event]:
         else:
             kept.append(result)
     if dropped:
-        signals.send_robust(signals.events_dropped, events=dropped, reason="before_write")
+        signals.send_robust(
+            signals.events_dropped, OutboxEvent, events=dropped, reason="before_write"
+        )
     if failed:
-        signals.send_robust(signals.events_dropped, events=failed, reason="before_write_error")
+        signals.send_robust(
+            signals.events_dropped, OutboxEvent, events=failed, reason="before_write_error"
+        )
     return kept
 
 

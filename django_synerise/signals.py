@@ -68,11 +68,13 @@ api_request_finished = Signal()
 flush_finished = Signal()
 
 
-def send_robust(signal: Signal, **kwargs: Any) -> None:
-    """Send ``signal`` from ``OutboxEvent``; log (never raise) a receiver's exception."""
-    from .models import OutboxEvent
+def send_robust(signal: Signal, sender: type, **kwargs: Any) -> None:
+    """Send ``signal`` from ``sender`` (``OutboxEvent``); log (never raise) a receiver's exception.
 
-    for receiver, result in signal.send_robust(sender=OutboxEvent, **kwargs):
+    The sender is passed in so that this module stays below the models in the
+    package's layering: it imports nothing of the package.
+    """
+    for receiver, result in signal.send_robust(sender=sender, **kwargs):
         if isinstance(result, Exception):
             logger.error(
                 "django_synerise signal receiver %r failed: %r", receiver, result, exc_info=result
