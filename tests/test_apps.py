@@ -7,6 +7,7 @@ a settings module that changes only ``SYNERISE``.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,6 +91,23 @@ def test_migrate_and_stats_work_without_keys_and_deploy_check_fails(tmp_path):
     assert deploy.returncode == 1
     assert "synerise.E001" in deploy.stderr and "Traceback" not in deploy.stderr
 
+    # An event waits in the outbox; flushing without a key says why, exits 1, loses nothing.
+    enqueue = manage(
+        tmp_path,
+        "{}",
+        "shell",
+        "-c",
+        "from django_synerise import track; track('shop.test', client={'customId': '7'})",
+    )
+    assert enqueue.returncode == 0, enqueue.stderr
+    flush = manage(tmp_path, "{}", "synerise_flush")
+    assert flush.returncode == 1
+    assert 'SYNERISE["API_KEY"] is required to send events' in flush.stderr
+    assert "Traceback" not in flush.stderr
+    stats = manage(tmp_path, "{}", "synerise_outbox", "stats")
+    assert stats.returncode == 0, stats.stderr
+    assert re.search(r"^pending +1 ", stats.stdout, re.MULTILINE), stats.stdout
+
 
 @needs_example
 @pytest.mark.slow
@@ -99,3 +117,30 @@ def test_an_unknown_key_is_one_check_message_in_a_real_project(tmp_path):
     assert "Traceback" not in result.stderr, result.stderr
     assert "synerise.E000" in result.stderr
     assert 'Did you mean "BATCH_SIZE"?' in result.stderr
+
+
+BAD_MODEL_EVENTS = [{"model": "shop.NoSuchModel", "action": "x.y", "client": "os.getcwd"}]
+
+
+def test_a_bad_model_events_entry_is_a_check_message_not_a_crash_in_ready():
+    config = apps.get_app_config("django_synerise")
+    try:
+        with override_settings(SYNERISE={"API_KEY": "k", "MODEL_EVENTS": BAD_MODEL_EVENTS}):
+            config.ready()  # raised SyneriseConfigurationError before
+            assert len(config.ready_errors) == 1
+            with pytest.raises(SystemCheckError) as caught:
+                call_command("check")
+    finally:
+        config.ready()
+    assert "synerise.E000" in str(caught.value)
+    assert 'SYNERISE["MODEL_EVENTS"][0]' in str(caught.value)
+    assert "shop.NoSuchModel" in str(caught.value)
+
+
+@needs_example
+@pytest.mark.slow
+def test_a_bad_model_events_entry_is_one_check_message_in_a_real_project(tmp_path):
+    result = manage(tmp_path, repr({"MODEL_EVENTS": BAD_MODEL_EVENTS}), "migrate", "-v", "0")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    assert "synerise.E000" in result.stderr and "shop.NoSuchModel" in result.stderr
