@@ -40,7 +40,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.utils.module_loading import import_string
 
-from .endpoints import API_MAX_BYTES, API_MAX_ITEMS
+from .endpoints import API_MAX_BYTES, API_MAX_ITEMS, setting_limits
 from .exceptions import SyneriseConfigurationError
 
 __all__ = [
@@ -61,10 +61,6 @@ __all__ = [
 ]
 
 SETTING_NAME = "SYNERISE"
-
-#: Synerise's own hard limits for ``/v4/events/batch``; their home is the endpoint table.
-API_MAX_BATCH_SIZE = API_MAX_ITEMS
-API_MAX_BATCH_BYTES = API_MAX_BYTES
 
 
 def label(*path: str) -> str:
@@ -178,7 +174,7 @@ class Number:
     """
 
     minimum: float = 0
-    maximum: float | Callable[[], float] | None = None
+    maximum: float | Callable[[], float | None] | None = None
     integer: bool = False
     above_minimum: bool = False
 
@@ -381,8 +377,14 @@ def _model_events(name: str, value: Any) -> list[Any]:
     return list(value)
 
 
-def _batch_size_limit() -> float:
-    return API_MAX_BATCH_SIZE
+@dataclass(frozen=True)
+class ApiLimit:
+    """Synerise's own limit for a setting, as the endpoint table states it (or ``None``)."""
+
+    key: str
+
+    def __call__(self) -> float | None:
+        return setting_limits().get(self.key)
 
 
 # The tables ---------------------------------------------------------------------------
@@ -498,23 +500,23 @@ SECTIONS: dict[str, dict[str, Setting]] = {
     "Batching and delivery": {
         "ENABLED": Setting(True, Boolean(), "`False` turns every producer into a no-op."),
         "BATCH_SIZE": Setting(
-            API_MAX_BATCH_SIZE,
-            Number(minimum=1, maximum=_batch_size_limit, integer=True),
+            API_MAX_ITEMS,
+            Number(minimum=1, maximum=ApiLimit("BATCH_SIZE"), integer=True),
             "Events per `/v4/events/batch` request.",
         ),
         "MAX_BATCH_BYTES": Setting(
-            API_MAX_BATCH_BYTES,
-            Number(minimum=1024, maximum=API_MAX_BATCH_BYTES, integer=True),
+            API_MAX_BYTES,
+            Number(minimum=1024, maximum=ApiLimit("MAX_BATCH_BYTES"), integer=True),
             "Bytes per batch request body.",
         ),
         "TRANSACTION_BATCH_SIZE": Setting(
             100,
-            Number(minimum=1, integer=True),
+            Number(minimum=1, maximum=ApiLimit("TRANSACTION_BATCH_SIZE"), integer=True),
             "Transactions per `/v4/transactions/batch` request (limit not published).",
         ),
         "AI_BATCH_SIZE": Setting(
             100,
-            Number(minimum=1, integer=True),
+            Number(minimum=1, maximum=ApiLimit("AI_BATCH_SIZE"), integer=True),
             "Events per AI-events batch request (limit not published).",
         ),
         "AI_EVENTS_API": Setting(

@@ -367,3 +367,32 @@ def test_a_malformed_secret_is_named_but_never_echoed(key):
         with pytest.raises(SystemCheckError) as failed:
             call_command("check")
         assert secret not in str(failed.value)
+
+
+def test_the_limit_settings_read_synerise_limits_from_the_endpoint_table(monkeypatch):
+    from django_synerise import endpoints
+
+    for key, limit in endpoints.setting_limits().items():
+        with (
+            override_settings(SYNERISE={key: limit + 1}),
+            pytest.raises(SyneriseConfigurationError, match=f"must be at most {limit}"),
+        ):
+            getattr(synerise_settings, key)
+    # A row that learns a limit caps its setting, with no edit here.
+    monkeypatch.setattr(
+        endpoints,
+        "TRANSACTIONS",
+        endpoints.Endpoint(
+            name="transaction",
+            label="transactions",
+            path="/v4/transactions/batch",
+            items_setting="TRANSACTION_BATCH_SIZE",
+            max_items=50,
+        ),
+    )
+    monkeypatch.setitem(endpoints.ENDPOINTS, "transaction", endpoints.TRANSACTIONS)
+    with (
+        override_settings(SYNERISE={"TRANSACTION_BATCH_SIZE": 51}),
+        pytest.raises(SyneriseConfigurationError, match="must be at most 50"),
+    ):
+        _ = synerise_settings.TRANSACTION_BATCH_SIZE
