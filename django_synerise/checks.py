@@ -203,7 +203,8 @@ def check_forwarded_for(
     """W021: a request carried ``X-Forwarded-For`` and no proxy is declared."""
     from .ratelimit import forwarded_for_seen, num_proxies
 
-    if num_proxies() is not None or not forwarded_for_seen():
+    values, _ = _read_settings()  # check_settings reports invalid values
+    if "NUM_PROXIES" not in values or num_proxies() is not None or not forwarded_for_seen():
         return []
     return [
         Warning(

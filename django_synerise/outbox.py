@@ -421,7 +421,9 @@ def enqueue_droppable(
     """
     if synerise_settings.ENABLED and backlog_full():
         _backlog.drop(event, int(synerise_settings.MAX_PENDING))
-        signals.send_robust(signals.events_dropped, events=[event], reason="max_pending")
+        signals.send_robust(
+            signals.events_dropped, OutboxEvent, events=[event], reason="max_pending"
+        )
         return None
     return enqueue(event, durable=durable, request=request)
 
