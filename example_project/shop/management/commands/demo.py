@@ -98,8 +98,14 @@ class Command(BaseCommand):
     def _synerise(self) -> Iterator[LocalSynerise | None]:
         """Point the SYNERISE settings at a fresh stand-in, or check the real API's keys."""
         if not settings.SYNERISE_STAND_IN:
-            # A missing tracker key is synerise.E003 (the shop's pages use the
-            # tracking code): the system checks stop the command before this.
+            # The shop's pages use the tracking code; the system checks only warn
+            # (under --deploy) since they cannot see which templates use it.
+            if not synerise_settings.TRACKER_KEY:
+                raise CommandError(
+                    'SYNERISE["TRACKER_KEY"] is not set: the shop\'s pages use '
+                    "{% synerise_tracking_code %}, which renders nothing without it. "
+                    'Set SYNERISE["TRACKER_KEY"] (SYNERISE_TRACKER_KEY in the environment).'
+                )
             self.stdout.write(f"Synerise: {synerise_settings.API_BASE_URL} (SYNERISE_API_KEY set)")
             yield None
             return
