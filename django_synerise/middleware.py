@@ -37,6 +37,7 @@ from .events import page_visit
 from .exceptions import SyneriseConfigurationError
 from .identity import is_admin_request, may_track, resolve_client
 from .ratelimit import client_address, hit
+from .titles import title_from_response
 
 __all__ = ["PageVisitMiddleware", "get_page_title", "set_page_title"]
 
@@ -361,7 +362,7 @@ def record_page_visit(request: HttpRequest, response: Response, arrived: dt.date
         url=clean_url(request),
         path=_mask(filters, request.path)[:MAX_URL_CHARS],
         referrer=clean_referrer(request),
-        title=get_page_title(request),
+        title=get_page_title(request) or title_from_response(response),
         utm={key: query[key][:MAX_URL_CHARS] for key in UTM_PARAMETERS if query.get(key)},
         user_agent=_cap(request.META.get("HTTP_USER_AGENT")),
         params=extra,

@@ -262,8 +262,9 @@ def test_search_click_carries_the_position_and_search_results_send_no_view(
     [row] = ai_rows()
     assert row.batch_type == "item.search.click"
     assert row.body["correlationId"] == SEARCH_CORRELATION_ID
-    assert row.body["item"] == "hit-b"
+    assert row.body["items"] == ["hit-b"]  # stored neutral, shaped when sent
     assert row.body["position"] == 2
+    assert row.body["searchType"] == "full-text-search"
 
 
 def test_frames_added_later_and_frames_taller_than_the_screen(page: Any) -> None:
@@ -398,7 +399,8 @@ def test_direct_mode_posts_to_synerise_with_the_tracker_key(
         assert event["clientUUID"] == VISITOR
         assert event["correlationId"] == CORRELATION_ID
         assert event["campaignId"] == CAMPAIGN_ID
-        assert isinstance(event["eventTimestamp"], int)
+        # ai-compat takes ISO 8601 only; events-v1 milliseconds unless told otherwise.
+        assert isinstance(event["eventTimestamp"], str if api == "ai-compat" else int)
 
     accepted = synerise_stand_in.events_of(endpoint=endpoint)
     assert [e["type"] for e in accepted] == ["recommendation.view", "recommendation.click"]
@@ -566,3 +568,53 @@ def test_a_malformed_profile_cookie_is_no_profile(page: Any, live_server: Any) -
     page.locator("#frame").scroll_into_view_if_needed()
     wait_seen(page, "#frame", visible=True)
     assert page.evaluate("() => window.__beacons") == []
+
+
+# Stands in for Synerise's tracker script (the real one is on the internet): like it,
+# SR.init() sends a page.visit on load unless initialised with customPageVisit: true.
+FAKE_TRACKER = """
+window.__trackerPageVisits = 0;
+window.SR = window.SR || [];
+window.SR.init = function (options) {
+  window.__trackerOptions = options;
+  if (!options.customPageVisit) {
+    window.__trackerPageVisits += 1;
+  }
+};
+"""
+
+
+DESKTOP_CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/124.0.0.0 Safari/537.36"
+)
+
+
+def page_visit_rows() -> int:
+    return OutboxEvent.objects.filter(action="page.visit").count()
+
+
+@pytest.mark.parametrize("middleware", [True, False], ids=["server-side", "tracker-only"])
+def test_each_page_visit_is_counted_once(page: Any, settings: Any, middleware: bool) -> None:
+    if middleware:
+        settings.MIDDLEWARE = [
+            *settings.MIDDLEWARE,
+            "django_synerise.middleware.PageVisitMiddleware",
+        ]
+    page.route(
+        "https://web.snrbox.com/**",
+        lambda route: route.fulfill(body=FAKE_TRACKER, content_type="application/javascript"),
+    )
+    # An ordinary browser's user agent: headless Chromium's counts as automation.
+    page.set_extra_http_headers({"User-Agent": DESKTOP_CHROME})
+    page.goto("/beacon-test/csp/visited/" if middleware else "/beacon-test/csp/")
+    page.wait_for_function("() => window.__trackerOptions !== undefined")
+    tracker = page.evaluate("() => window.__trackerPageVisits")
+    options = page.evaluate("() => window.__trackerOptions")
+    assert options["trackerKey"]
+    if middleware:
+        assert options["customPageVisit"] is True
+        assert (page_visit_rows(), tracker) == (1, 0)
+    else:
+        assert "customPageVisit" not in options
+        assert (page_visit_rows(), tracker) == (0, 1)

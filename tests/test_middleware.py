@@ -87,6 +87,7 @@ def test_tracked_page_writes_exactly_one_row(
         "url": "http://testserver/producers/pages/plain/?utm_source=news&utm_campaign=spring",
         "path": "/producers/pages/plain/",
         "referrer": "https://search.example/",
+        "title": "Test",  # the page's <title>
         "utm_source": "news",
         "utm_campaign": "spring",
         "userAgent": CHROME,

@@ -478,3 +478,38 @@ def test_search_results_say_when_they_are_autocomplete_suggestions(caplog):
     assert 'data-synerise-search-type="autocomplete"' in html
     assert synerise_search_results("s-1", search_type="voice") == ""
     assert "search_type must be one of" in caplog.text
+
+
+def _tracker_options(html: str) -> dict:
+    import html as html_module
+    import json
+    import re
+
+    match = re.search(r'data-synerise-options="([^"]*)"', html)
+    assert match, html
+    return json.loads(html_module.unescape(match.group(1)))
+
+
+@pytest.mark.parametrize(
+    ("middleware", "page_visits", "tag_options", "expected"),
+    [
+        (True, True, "", True),  # the server records visits: the tracker must not
+        (True, True, " customPageVisit=False", False),  # asked for both, explicitly
+        (True, False, "", None),  # PAGE_VISITS["ENABLED"] off: the tracker counts
+        (False, True, "", None),  # no middleware: the tracker counts
+        (False, True, " customPageVisit=True", True),
+    ],
+)
+def test_one_source_of_page_visits(settings, middleware, page_visits, tag_options, expected):
+    from django.template import Context, Template
+
+    if middleware:
+        settings.MIDDLEWARE = [
+            *settings.MIDDLEWARE,
+            "django_synerise.middleware.PageVisitMiddleware",
+        ]
+    settings.SYNERISE = {**settings.SYNERISE, "PAGE_VISITS": {"ENABLED": page_visits}}
+    html = Template("{% load synerise %}{% synerise_tracking_code" + tag_options + " %}").render(
+        Context({})
+    )
+    assert _tracker_options(html).get("customPageVisit") == expected

@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from django_synerise.middleware import PageVisitMiddleware
 from tests import views as beacon_views
 from tests.testapp import tracking_views
 
@@ -11,5 +12,8 @@ urlpatterns = [
     path("tracking/async/", tracking_views.track_async),
     path("beacon-test/", beacon_views.recommendations, name="beacon-recommendations"),
     path("beacon-test/csp/", beacon_views.strict_csp, name="beacon-strict-csp"),
+    # The same page behind the page-visit middleware (the live server's MIDDLEWARE is fixed
+    # when it starts, so the browser test that needs it gets it here).
+    path("beacon-test/csp/visited/", PageVisitMiddleware(beacon_views.strict_csp)),
     path("beacon-test/item/<str:item_id>/", beacon_views.landing, name="beacon-landing"),
 ]

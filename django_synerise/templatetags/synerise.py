@@ -39,6 +39,7 @@ from typing import Any
 from urllib.parse import quote
 
 from django import template
+from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.template.loader import render_to_string
 from django.templatetags.static import static
@@ -99,9 +100,30 @@ def _clean_id(tag: str, name: str, value: Any) -> str | None:
     return value
 
 
+_PAGE_VISIT_MIDDLEWARE = "django_synerise.middleware.PageVisitMiddleware"
+
+
+def server_records_page_visits() -> bool:
+    """Whether ``PageVisitMiddleware`` records page visits on this site.
+
+    True when the middleware is in ``settings.MIDDLEWARE`` and neither
+    ``SYNERISE["ENABLED"]`` nor ``SYNERISE["PAGE_VISITS"]["ENABLED"]`` is false.
+    """
+    if _PAGE_VISIT_MIDDLEWARE not in getattr(settings, "MIDDLEWARE", ()):
+        return False
+    return bool(synerise_settings.ENABLED and synerise_settings.PAGE_VISITS.get("ENABLED", True))
+
+
 @register.simple_tag(takes_context=True)
 def synerise_tracking_code(context: template.Context, **options: Any) -> SafeString:
     """Synerise's JS tracker snippet; keyword arguments are passed to ``SR.init()``.
+
+    One source of page visits per page: when ``PageVisitMiddleware`` records
+    them (:func:`server_records_page_visits`), the tracker is initialised with
+    ``customPageVisit: true``, which stops it sending its own ``page.visit``
+    on load (Synerise's Sylius plugin exposes the same option). Pass
+    ``customPageVisit=False`` to have the tracker count visits as well, or
+    ``customPageVisit=True`` to silence it without the middleware.
 
     Renders nothing, and logs a warning, when ``SYNERISE["TRACKER_KEY"]`` is
     not set (system checks cannot see which templates use the tag).
@@ -113,6 +135,8 @@ def synerise_tracking_code(context: template.Context, **options: Any) -> SafeStr
         )
         return _EMPTY
     host = str(synerise_settings.TRACKER_SCRIPT_HOST).strip("/")
+    if "customPageVisit" not in options and server_records_page_visits():
+        options["customPageVisit"] = True
     return mark_safe(  # noqa: S308  (render_to_string returns escaped HTML)
         render_to_string(
             "django_synerise/tracking_code.html",
