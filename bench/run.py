@@ -15,14 +15,18 @@ Environment:
 ``BENCH_REPEAT=n``
     run each throughput measurement n times (default 3) and report the median.
 ``BENCH_SECTIONS=a,b``
-    only these sections: ``stand_in``, ``throughput``, ``scaling``, ``enqueue``,
+    only these sections: ``stand_in``, ``burst``, ``throughput``, ``scaling``, ``enqueue``,
     ``middleware``.
 ``BENCH_PROFILE=dir``
     write a pyinstrument profile of the one-worker flush per database into ``dir``.
 ``BENCH_OUTPUT=path``
     where to write the JSON (default ``bench/results.json``).
+``BENCH_SQLITE_PATH=path``
+    the SQLite benchmark database file (default ``bench/bench.sqlite3``).
 
-SQLite always runs, on ``bench/bench.sqlite3``.
+SQLite always runs. Two runs on one database would empty each other's table:
+each run holds a lock on its database (an advisory lock on PostgreSQL, a lock
+file beside the SQLite file) and a second run waits for the first.
 """
 
 from __future__ import annotations
@@ -204,7 +208,8 @@ def main() -> int:
         "sections": sections,
         "profile_dir": os.environ.get("BENCH_PROFILE"),
     }
-    databases = {"sqlite": f"sqlite:///{HERE / 'bench.sqlite3'}"}
+    sqlite_path = os.environ.get("BENCH_SQLITE_PATH") or str(HERE / "bench.sqlite3")
+    databases = {"sqlite": f"sqlite:///{sqlite_path}"}
     postgres = postgres_bench_url()
     info: dict[str, Any] = {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -25,7 +25,10 @@ TIME_ZONE = "UTC"
 
 DATABASES = {
     "default": environ.Env.db_url_config(
-        os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{HERE / 'bench.sqlite3'}")
+        os.environ.get(
+            "BENCH_DATABASE_URL",
+            f"sqlite:///{os.environ.get('BENCH_SQLITE_PATH') or HERE / 'bench.sqlite3'}",
+        )
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

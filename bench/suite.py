@@ -61,7 +61,30 @@ class Sizes:
         #: Rows per claim in the scaling run (a full batch unless the backlog is tiny).
         self.claim_batch = min(1000, self.scaling_small // 10)
         self.track_calls = max(100, min(10_000, backlog // 30))
+        #: The small burst (the large one is the backlog): 10,000 unless the backlog is tiny.
+        self.burst_small = min(10_000, max(backlog // 10, 100))
         self.latency_samples = max(100, min(4000, backlog // 50))
+
+
+def database_lock(database_url: str) -> Any:
+    """Hold this benchmark database for the life of the process; wait while another run does.
+
+    Every section empties the outbox table at will, so two runs on one database
+    (two checkouts, or the test suite beside a developer's ``make bench``) would
+    count each other's rows. PostgreSQL: a session advisory lock on a separate
+    connection; SQLite: ``flock`` on a file beside the database.
+    """
+    if database_url.startswith("sqlite"):
+        import fcntl
+
+        handle = open(database_url.split("sqlite:///", 1)[1] + ".lock", "w")  # noqa: SIM115
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        return handle
+    import psycopg
+
+    holder = psycopg.connect(database_url, autocommit=True)
+    holder.execute("SELECT pg_advisory_lock(hashtext('django-synerise bench'))")
+    return holder
 
 
 class Suite:
@@ -79,6 +102,7 @@ class Suite:
         from django.db import connection
 
         self.connection = connection
+        self._lock = database_lock(self.database_url)
         call_command("migrate", verbosity=0)
         self.vendor = connection.vendor
         self.results: dict[str, Any] = {"vendor": self.vendor}
@@ -309,6 +333,96 @@ class Suite:
             out["profile"] = path
         return out
 
+    def fresh_table(self) -> None:
+        """The outbox table dropped and created again: empty, never analyzed, as after install."""
+        from django.core.management import call_command
+
+        call_command("migrate", "django_synerise", "zero", verbosity=0)
+        call_command("migrate", "django_synerise", verbosity=0)
+
+    def enqueue_burst(self, count: int) -> dict[str, Any]:
+        """``track_many()`` of ``count`` custom events, 1,000 per call, each call committed."""
+        from django_synerise import events, track_many
+
+        chunk = 1000
+        started = time.perf_counter()
+        for first in range(0, count, chunk):
+            track_many(
+                events.CustomEvent(
+                    "bench.burst",
+                    client={"customId": str(n)},
+                    params={"n": n, "page": f"/products/{n % 997}/", "source": "burst"},
+                )
+                for n in range(first, min(count, first + chunk))
+            )
+        seconds = time.perf_counter() - started
+        return {
+            "events": count,
+            "seconds": round(seconds, 2),
+            "events_per_s": round(count / seconds),
+        }
+
+    def burst(self, stand_in: Any) -> dict[str, Any]:
+        """A burst enqueued with ``track_many()`` into a fresh table, flushed at once.
+
+        No ``ANALYZE``, no ``VACUUM``, no checkpoint between the enqueue and the
+        flush: the table has never been analyzed when the worker starts, as in a
+        project that just installed the app. Each size runs the real command with
+        the default ``RETAIN_SENT`` (sent rows kept), then with ``RETAIN_SENT=0``,
+        then the raw-SQL loop (deleting), each on a burst of its own; the ratio
+        divides the flush by the raw loop of the same size and run.
+        """
+        from . import data
+
+        sizes = sorted({self.sizes.burst_small, self.sizes.backlog})
+        out: dict[str, Any] = {}
+        for size in sizes:
+            figures: dict[str, Any] = {"backlog": size}
+            for label, mode, retain in (
+                ("flush", "flush", 7),
+                ("flush_delete", "flush", 0),
+                ("baseline", "baseline", 0),
+            ):
+                self.fresh_table()
+                figures.setdefault("enqueue", self.enqueue_burst(size))
+                before = stand_in.count()
+                args = {
+                    "database_url": self.database_url,
+                    "synerise_url": stand_in.url,
+                    "delete": retain == 0,
+                }
+                result = self.run_workers(
+                    mode, 1, args, self.worker_env(stand_in.url, retain), stand_in
+                )
+                delivered = stand_in.count() - before
+                left = data.counts()
+                kept = 0 if retain == 0 else size
+                if delivered != size or left.get("pending", 0) or left.get("sent", 0) != kept:
+                    raise RuntimeError(
+                        f"burst {label}: stand-in accepted {delivered} of {size}; rows left {left}"
+                    )
+                result["delivered_by_stand_in"] = delivered
+                result["claims"] = result["per_worker"][0].get("claims")
+                figures[label] = result
+                log(
+                    f"burst of {size:,}, {label}: {result['events_per_s']:,} events/s "
+                    f"({result['seconds']} s, cpu {result['cpu_seconds']}, "
+                    f"peak RSS {result['peak_rss_mb']} MB, claims {result['claims']})"
+                )
+            base = figures["baseline"]["events_per_s"]
+            figures["ratio_to_baseline"] = round(figures["flush"]["events_per_s"] / base, 3)
+            figures["ratio_to_baseline_delete"] = round(
+                figures["flush_delete"]["events_per_s"] / base, 3
+            )
+            out[f"events_{size}"] = figures
+        small, large = (out[f"events_{n}"] for n in (sizes[0], sizes[-1]))
+        out["sizes"] = sizes
+        out["claim_ratio"] = round(
+            large["flush"]["claims"]["mean_ms"] / small["flush"]["claims"]["mean_ms"], 3
+        )
+        self.fresh_table()
+        return out
+
     def backlog_scaling(self) -> dict[str, Any]:
         """Claim time with a small and a large backlog, beside many sent/dead rows."""
         from django.test.utils import CaptureQueriesContext
@@ -440,6 +554,7 @@ class Suite:
 
         sections = self.config.get("sections") or [
             "stand_in",
+            "burst",
             "throughput",
             "scaling",
             "enqueue",
@@ -449,6 +564,8 @@ class Suite:
         try:
             if "stand_in" in sections:
                 self.results["stand_in"] = self.stand_in_cost(stand_in)
+            if "burst" in sections:
+                self.results["burst"] = self.burst(stand_in)
             if "throughput" in sections:
                 self.results["throughput"] = self.throughput(stand_in)
         finally:

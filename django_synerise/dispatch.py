@@ -250,6 +250,8 @@ class Dispatcher:
         # Endpoints that refused the credentials in this pass: their rows are
         # released without another try; the pass raises once the rest is sent.
         self._refused = {}
+        # The last row claimed: each claim resumes its walk behind it.
+        after: ClaimedEvent | None = None
         try:
             while True:
                 if self.should_stop():
@@ -263,10 +265,11 @@ class Dispatcher:
                         break
                 # Taken before the claim, so never later than the lease it grants.
                 self._lease_deadline = self._deadline()
-                rows = outbox.claim(limit, owner=self.owner, due_before=pass_start)
+                rows = outbox.claim(limit, owner=self.owner, due_before=pass_start, after=after)
                 if not rows:
                     result.stopped_by = "drained"
                     break
+                after = rows[-1]
                 handled += len(rows)
                 try:
                     self._deliver(rows, result)
@@ -279,6 +282,7 @@ class Dispatcher:
                     self.sleep(wait)
                     # The released rows fell due during the pause: take them in this pass.
                     pass_start = timezone.now()
+                    after = None
             if self._refused:
                 result.stopped_by = "auth"
                 raise next(iter(self._refused.values()))

@@ -15,10 +15,13 @@ class OutboxEvent(models.Model):
 
     ``payload`` holds the exact JSON text sent to Synerise (with ``time`` and
     ``eventSalt`` fixed at enqueue), so a flush never re-serializes and a retry
-    resends the same bytes. A row is *due* when ``status == pending`` and
-    ``next_attempt_at <= now``; claiming a row pushes ``next_attempt_at`` to the
-    lease's expiry, so a worker that dies leaves rows that fall due again by
-    themselves.
+    resends the same bytes. A row is *due* when ``status == pending``,
+    ``next_attempt_at <= now`` and it holds no live lease (``leased_until`` empty
+    or past): a worker that dies leaves rows that fall due again by themselves.
+
+    Every pending row is written about three times (insert, lease, then sent or
+    deleted), so the indexes are few and the lease columns are in none of them:
+    leasing a row maintains no index entry of its own (see ``Meta.indexes``).
     """
 
     class Kind(models.TextChoices):
@@ -60,34 +63,38 @@ class OutboxEvent(models.Model):
     dead_at = models.DateTimeField(
         null=True,
         blank=True,
-        help_text=_(
-            "When the event was given up on; empty for events that are not dead, or "
-            "that died before this column existed"
-        ),
+        help_text=_("When the event was given up on; empty for events that are not dead"),
     )
 
     class Meta:
         verbose_name = _("outbox event")
         verbose_name_plural = _("outbox events")
         indexes = [
-            # The claim query: "pending and due, oldest first, LIMIT n". A partial
-            # index holds only pending rows, so its size tracks the backlog, not
-            # the table, and the query reads O(batch) entries however many sent or
-            # dead rows are kept (PostgreSQL, SQLite).
+            # The claim: "pending and due, oldest first, LIMIT n". A partial index
+            # holds only pending rows, so its size tracks the backlog, not the
+            # table, and the claim walks O(batch) entries however many sent or
+            # dead rows are kept (PostgreSQL, SQLite). No lease column is in it
+            # (nor in any index): leasing a row changes no indexed value.
             models.Index(
                 fields=["next_attempt_at", "id"],
                 name="synerise_outbox_due",
                 condition=Q(status="pending"),
             ),
-            # Databases without partial indexes (MySQL/MariaDB) use this one for
-            # the claim; everywhere it also serves status counts, the admin's
-            # status filter and the queries on dead rows by dead_at (recent dead
-            # rows, purge of old ones): dead rows are few, so reading them all
-            # through the status prefix is cheap, and dead_at needs no index of
-            # its own (adding one would lock a big table while it is built).
-            models.Index(fields=["status", "next_attempt_at"], name="synerise_outbox_status"),
-            # Purge of sent rows (status + sent_at), and the last successful send.
-            models.Index(fields=["status", "sent_at"], name="synerise_outbox_sent"),
+            # Sent and dead rows by status (counts, the admin's status filter,
+            # dead rows by dead_at: few, read through the status prefix). Partial
+            # where the database can (a pending row, written three times, never
+            # touches it); MySQL/MariaDB ignore the condition and get the full
+            # index, whose (status, next_attempt_at, id) order is their claim's.
+            models.Index(
+                fields=["status", "next_attempt_at"],
+                name="synerise_outbox_status",
+                condition=~Q(status="pending"),
+            ),
+            # Purge of sent rows, the last successful send, sent in the last hour;
+            # empty with RETAIN_SENT = 0 (sent rows are deleted at once).
+            models.Index(
+                fields=["sent_at"], name="synerise_outbox_sent", condition=Q(status="sent")
+            ),
         ]
 
     def __str__(self) -> str:

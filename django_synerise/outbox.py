@@ -12,9 +12,10 @@ Row life cycle::
                      └──── requeue() ─── dead ◄┴─mark_dead() / retries exhausted
                                               └─release()────► pending, unharmed
 
-A row is *due* when ``status == "pending"`` and ``next_attempt_at <= now``.
-Claiming moves ``next_attempt_at`` to the lease's expiry, so the single
-condition "due" also covers leases that expired because their worker died.
+A row is *due* when ``status == "pending"``, ``next_attempt_at <= now`` and
+its lease, if any, has expired (``leased_until <= now``): the rows of a worker
+that died fall due again by themselves. Claiming writes only the lease columns,
+which no index holds, so a lease maintains no index entry.
 A row that goes dead records when in ``dead_at``; requeueing clears it.
 
 Datetimes are stored the way Django expects for ``USE_TZ``: aware with it,
@@ -85,7 +86,11 @@ DEAD = "dead"
 
 
 class ClaimedEvent(NamedTuple):
-    """A leased row, as the dispatcher needs it (no model instance: cheaper to build)."""
+    """A leased row, as the dispatcher needs it (no model instance: cheaper to build).
+
+    ``due_at`` is the row's ``next_attempt_at`` as the database returned it:
+    only for :func:`claim`'s ``after``, which resumes the walk behind this row.
+    """
 
     id: int
     kind: str
@@ -93,6 +98,7 @@ class ClaimedEvent(NamedTuple):
     payload: str
     size: int
     attempts: int
+    due_at: Any = None
 
 
 def db_alias() -> str:
@@ -474,24 +480,38 @@ def claim(
     owner: str,
     due_before: dt.datetime | None = None,
     now: dt.datetime | None = None,
+    after: ClaimedEvent | None = None,
 ) -> list[ClaimedEvent]:
     """Lease up to ``limit`` due rows to ``owner`` and return them, oldest first.
 
     A row is claimed when all of these hold:
 
     * ``status == "pending"``;
-    * ``next_attempt_at <= due_before`` (default: now); an expired lease counts
-      as due, because claiming set ``next_attempt_at`` to the lease's expiry;
+    * ``next_attempt_at <= due_before`` (default: now);
+    * no live lease: ``leased_until`` is empty or ``<= now`` (a lease expires
+      when its worker died or hung);
+    * it comes after ``after`` in ``(next_attempt_at, id)`` order, when given;
     * no other transaction holds its row lock (``SKIP LOCKED`` on PostgreSQL,
       MySQL and MariaDB: concurrent workers get disjoint rows without waiting).
 
-    Claimed rows get ``leased_by = owner``, ``leased_until`` and
-    ``next_attempt_at`` = now + ``LEASE_SECONDS``. The transaction is short: it
-    commits before anything is sent. PostgreSQL and SQLite (3.35 and later)
-    select, lease and read the rows in one ``UPDATE ... RETURNING`` statement;
-    SQLite serializes writers, so two workers still never own the same row.
-    Elsewhere the rows are locked, leased with a conditional ``UPDATE`` and
-    re-read.
+    Claimed rows get ``leased_by = owner`` and ``leased_until`` = now +
+    ``LEASE_SECONDS``, nothing else. Rows come back in ``(next_attempt_at, id)``
+    order. The transaction is short: it commits before anything is sent.
+
+    ``after`` is the last row of the previous claim of the same pass: the walk
+    resumes behind it instead of stepping again over the index entries of every
+    row already sent (deleted or updated rows leave entries behind until
+    vacuum, and a burst of a million events leaves a million). A row that turns
+    due behind that point (committed late, released) waits for the next pass.
+
+    The walk is the same however fresh the table's statistics are: on
+    PostgreSQL the claim runs with sorts, bitmap and sequential scans disabled
+    for its own statement (``SET LOCAL`` in its transaction), so the planner
+    can only walk the partial index ``synerise_outbox_due`` in order and stop
+    after ``limit`` rows. PostgreSQL and SQLite (3.35 and later) select, lease
+    and read the rows in one ``UPDATE ... RETURNING``; SQLite serializes
+    writers, so two workers still never own the same row. Elsewhere the rows
+    are locked, leased with a conditional ``UPDATE`` and re-read.
     """
     if limit <= 0:
         return []
@@ -503,22 +523,25 @@ def claim(
     if connection.vendor == "postgresql" or (
         connection.vendor == "sqlite" and _sqlite_has_returning(connection)
     ):
-        return _claim_returning(connection, limit, owner, due_before, lease_until)
+        return _claim_returning(connection, limit, owner, due_before, now, lease_until, after)
     manager = OutboxEvent.objects.using(alias)
-    columns = ("id", "kind", "batch_type", "payload", "size", "attempts")
-    with transaction.atomic(using=alias):
-        queryset = manager.filter(status=PENDING, next_attempt_at__lte=due_before).order_by(
-            "next_attempt_at", "id"
+    columns = ("id", "kind", "batch_type", "payload", "size", "attempts", "next_attempt_at")
+    due = Q(status=PENDING, next_attempt_at__lte=due_before) & (
+        Q(leased_until__isnull=True) | Q(leased_until__lte=now)
+    )
+    if after is not None:
+        due &= Q(next_attempt_at__gte=after.due_at) & (
+            Q(next_attempt_at__gt=after.due_at) | Q(id__gt=after.id)
         )
+    with transaction.atomic(using=alias):
+        queryset = manager.filter(due).order_by("next_attempt_at", "id")
         if connection.features.has_select_for_update_skip_locked:
             queryset = queryset.select_for_update(skip_locked=True)
         rows = [ClaimedEvent(*values) for values in queryset.values_list(*columns)[:limit]]
         if not rows:
             return []
         ids = [row.id for row in rows]
-        updated = manager.filter(
-            id__in=ids, status=PENDING, next_attempt_at__lte=due_before
-        ).update(leased_by=owner, leased_until=lease_until, next_attempt_at=lease_until)
+        updated = manager.filter(due, id__in=ids).update(leased_by=owner, leased_until=lease_until)
         if updated != len(ids):
             owned = set(
                 manager.filter(id__in=ids, leased_by=owner, leased_until=lease_until).values_list(
@@ -534,33 +557,85 @@ def _sqlite_has_returning(connection: BaseDatabaseWrapper) -> bool:
     return bool(connection.features.can_return_columns_from_insert)
 
 
+# Planner settings of the claim's own transaction (PostgreSQL). Right after a
+# burst the table has no statistics; the planner then expects a few pending rows
+# and picks a bitmap scan of every pending row plus a sort, whose cost grows with
+# the backlog. With these off, the only plan left is the ordered walk of the
+# partial index that stops after the batch, whatever the statistics say.
+_CLAIM_PLANNER = ("enable_sort", "enable_incremental_sort", "enable_bitmapscan", "enable_seqscan")
+
+
 def _claim_returning(
     connection: BaseDatabaseWrapper,
     limit: int,
     owner: str,
     due_before: dt.datetime,
+    now: dt.datetime,
     lease_until: dt.datetime,
+    after: ClaimedEvent | None,
 ) -> list[ClaimedEvent]:
-    # One statement, so one round trip and no explicit transaction: select,
-    # lock, lease and read at once. On PostgreSQL the inner SELECT walks the
+    # One statement selects, locks, leases and reads: the inner SELECT walks the
     # partial index synerise_outbox_due (pending rows only) in order and stops
     # after `limit` unlocked rows; SQLite runs one writer at a time, so the
     # statement alone keeps two workers from taking the same row.
     # The table name comes from the model, never from input.
     table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-    lock = " FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else ""
-    sql = (
-        f"UPDATE {table} SET leased_by = %s, leased_until = %s, next_attempt_at = %s "
-        f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND next_attempt_at <= %s "
-        f"ORDER BY next_attempt_at, id LIMIT %s{lock}) "
-        "RETURNING id, kind, batch_type, payload, size, attempts"
-    )
+    postgres = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value
     lease = adapt(lease_until)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [owner, lease, lease, PENDING, adapt(due_before), limit])
+    params: list[Any] = [owner, lease, PENDING, adapt(due_before), adapt(now)]
+    resume = ""
+    # next_attempt_at comes back as fixed-width UTC text (SQLite stores it as
+    # text already): only the resume point needs it, and parsing a thousand
+    # timestamps per batch cost more than the claim's statement. Text of one
+    # width sorts as the timestamps do.
+    returned, cast = (
+        (
+            "to_char(next_attempt_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US')",
+            "(%s::timestamp AT TIME ZONE 'UTC')",
+        )
+        if postgres
+        else ("next_attempt_at", "%s")
+    )
+    if after is not None:
+        # Written so that next_attempt_at >= x is the index range's start.
+        resume = f" AND next_attempt_at >= {cast} AND (next_attempt_at > {cast} OR id > %s)"
+        params += [after.due_at, after.due_at, after.id]
+    params.append(limit)
+    sql = (
+        f"UPDATE {table} SET leased_by = %s, leased_until = %s "
+        f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND next_attempt_at <= %s "
+        f"AND (leased_until IS NULL OR leased_until <= %s){resume} "
+        f"ORDER BY next_attempt_at, id LIMIT %s{' FOR UPDATE SKIP LOCKED' if postgres else ''}) "
+        f"RETURNING id, kind, batch_type, payload, size, attempts, {returned}"
+    )
+    if not postgres:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = [ClaimedEvent(*values) for values in cursor.fetchall()]
+        rows.sort(key=lambda row: (row.due_at, row.id))
+        return rows
+    # Inside a caller's transaction the settings are put back after the claim,
+    # so that the rest of that transaction plans as it would have.
+    nested = connection.in_atomic_block
+    with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+        # set_config(..., true) lasts until the end of the transaction.
+        cursor.execute(
+            "SELECT "
+            + ", ".join(
+                f"current_setting('{name}'), set_config('{name}', 'off', true)"
+                for name in _CLAIM_PLANNER
+            )
+        )
+        previous = list(cursor.fetchone()[::2])
+        cursor.execute(sql, params)
         rows = [ClaimedEvent(*values) for values in cursor.fetchall()]
-    rows.sort(key=lambda row: row.id)
+        if nested:
+            cursor.execute(
+                "SELECT " + ", ".join(f"set_config('{name}', %s, true)" for name in _CLAIM_PLANNER),
+                previous,
+            )
+    rows.sort(key=lambda row: (row.due_at, row.id))
     return rows
 
 
