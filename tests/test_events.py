@@ -931,3 +931,46 @@ def test_cart_status_built_by_hand_meets_the_sdk_rules():
         "total_quantity": 0.0,
         "source": "WEB_MOBILE",
     }
+
+
+# -- the docs' samples (docs/shop-events.md) ---------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_shop_events_samples_are_accepted_by_the_stand_in(synerise_stand_in):
+    from types import SimpleNamespace
+
+    from django.core.management import call_command
+
+    from tests.docs_samples import run_sample
+
+    run_sample("shop-events-builders")
+    run_sample("shop-events-cancel")
+    build = run_sample("shop-events-transaction")["order_transaction"]
+    line = SimpleNamespace(sku="MUG-1", name="Mug", quantity=2, price=Decimal("9.50"))
+    order = SimpleNamespace(
+        email="ada@example.com",
+        number="1001",
+        lines=[line],
+        currency="PLN",
+        discount=0,
+        placed_at=WHEN,
+    )
+    first, updated = build(order), build(order)
+    import django_synerise
+
+    django_synerise.track_many([first, updated])
+    call_command("synerise_flush")
+    assert synerise_stand_in.count == 6
+    accepted = synerise_stand_in.events_of(type="transaction")
+    # An updated order is sent with the same salt and time: Synerise overwrites it.
+    assert {(e["salt"], e["body"]["recordedAt"]) for e in accepted} == {
+        ("1001", "2022-05-23T13:00:00.176Z")
+    }
+    assert "discountAmount" not in accepted[0]["body"]
+    types = sorted(e["type"] for e in synerise_stand_in.events_of())
+    assert types == sorted(
+        ["product-view", "added-to-cart", "custom", "cancelled-transaction"] + ["transaction"] * 2
+    )
+    status = synerise_stand_in.events_of(type="custom")[0]["body"]["params"]
+    assert (status["total_amount"], status["source"]) == (19.0, "WEB_MOBILE")
