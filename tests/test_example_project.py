@@ -253,7 +253,7 @@ def test_the_example_projects_own_tests_pass(shop_env: dict[str, str]) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"\b4 passed\b", result.stdout), result.stdout
+    assert re.search(r"\b9 passed\b", result.stdout), result.stdout
 
 
 def _free_port() -> int:

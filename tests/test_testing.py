@@ -1578,7 +1578,7 @@ def test_command_line_entry_point() -> None:
         )
         assert response.status_code == 415  # --no-ai-text-plain
         process.send_signal(signal.SIGTERM)
-        out, _ = process.communicate(timeout=10)
+        out, err = process.communicate(timeout=10)
     finally:
         if process.poll() is None:
             process.kill()
@@ -1586,6 +1586,9 @@ def test_command_line_entry_point() -> None:
     assert process.returncode == 0
     assert "v4-batch" in out
     assert "custom" in out
+    # Before: the banner printed both keys.
+    assert "API key as given, tracker key default" in err
+    assert "cli-key" not in err + out and "test-tracker-key" not in err + out
 
 
 def test_synerise_server_fixture(synerise_server: LocalSynerise) -> None:  # noqa: F811
@@ -1599,3 +1602,31 @@ def test_synerise_stand_in_fixture(synerise_stand_in: LocalSynerise) -> None:  #
     assert settings.SYNERISE["API_KEY"] == synerise_stand_in.api_key
     assert settings.SYNERISE["TRACKER_KEY"] == synerise_stand_in.tracker_key
     assert settings.SYNERISE["RAISE_ERRORS"] is True  # the rest is kept
+
+
+def test_deeply_nested_json_is_a_400_not_a_500_with_a_traceback(
+    server: LocalSynerise, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Before: the stand-in answered 500 and printed a RecursionError traceback."""
+    deep = b"[" * 100_000 + b"]" * 100_000
+    response = post(server, "/v4/events/batch", deep)
+    assert response.status_code == 400
+    assert "nested too deeply" in response.text
+    deep_object = ('{"a":' * 5_000 + "1" + "}" * 5_000).encode()
+    response = post(server, "/v4/events/batch", b"[" + deep_object + b"]")
+    assert response.status_code == 400
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_verbose_logs_keep_the_tracker_key_out(capfd: pytest.CaptureFixture[str]) -> None:
+    """Before: ``--verbose`` logged each request line, ``?token=`` and all."""
+    with LocalSynerise(verbose=True) as server:
+        response = post(
+            server,
+            ai_path(server, "/events/v1/batch"),
+            {"eventType": "recommendation.view", "items": [ai_item()]},
+        )
+        assert response.status_code < 500
+    err = capfd.readouterr().err
+    assert "/events/v1/batch?token=***" in err
+    assert server.tracker_key not in err

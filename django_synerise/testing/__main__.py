@@ -68,9 +68,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     print(server.url, flush=True)
+    # The keys themselves stay out of the banner: a real key passed by mistake would
+    # otherwise land in a terminal's scrollback or a CI log.
+    keys = ", ".join(
+        f"{name} {'default' if value == default else 'as given'}"
+        for name, value, default in (
+            ("API key", server.api_key, parser.get_default("api_key")),
+            ("tracker key", server.tracker_key, parser.get_default("tracker_key")),
+        )
+    )
     print(
-        f"LocalSynerise listening on {server.url} (API key {server.api_key!r}, tracker key "
-        f"{server.tracker_key!r}); Ctrl+C to stop",
+        f"LocalSynerise listening on {server.url} ({keys}; see --help); Ctrl+C to stop",
         file=sys.stderr,
         flush=True,
     )

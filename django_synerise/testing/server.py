@@ -139,6 +139,8 @@ LOGIN_PATH = "/uauth/v2/auth/login/profile"
 AI_PATH_PREFIXES = ("/events/v1/", "/v4/events/ai-compat/")
 #: Introspection endpoints of the stand-in itself (not part of the Synerise API).
 ADMIN_PREFIX = "/__local__/"
+# A query's token= value (the tracker key of AI events), kept out of the verbose log.
+_QUERY_TOKEN = re.compile(r"(?i)([?&]token=)[^&\s\"']+")
 
 _V4_EVENT_KEYS = frozenset({"type", "action", "client", "label", "time", "params", "eventSalt"})
 _CLIENT_KEYS = frozenset({"id", "customId", "uuid", "email"})
@@ -870,7 +872,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.stand_in.verbose:
-            super().log_message(format, *args)
+            # The request line carries the AI events' ?token= (the tracker key).
+            super().log_message("%s", _QUERY_TOKEN.sub(r"\1***", format % args))
 
     def send_response(self, code: int, message: str | None = None) -> None:
         # Used by the stdlib's own error replies (malformed HTTP): keep X-Request-Id there too.
@@ -1384,6 +1387,9 @@ class LocalSynerise:
         except _Rejected as rejected:
             state["errors"] = rejected.errors
             reply = self._error(rejected.status, rejected.message, path, rejected.errors)
+        except RecursionError:
+            # JSON nested deeper than the validators recurse: the client's fault, as Synerise says.
+            reply = self._error(400, "Request body is nested too deeply", path)
         except Exception as err:
             # A bug here (or in a reject() predicate) must reach the test as a 500, not a hang.
             traceback.print_exc()
@@ -1542,6 +1548,8 @@ class LocalSynerise:
             parsed = json.loads(body, parse_constant=_reject_constant)
         except (ValueError, UnicodeDecodeError) as err:
             raise _Rejected(400, f"Request body is not valid JSON: {err}") from err
+        except RecursionError as err:
+            raise _Rejected(400, "Request body is nested too deeply") from err
         state["parsed"] = parsed
         # Searching the raw bytes first keeps the common, null-free case cheap.
         if b"null" in body:

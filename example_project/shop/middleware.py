@@ -37,5 +37,12 @@ class LocalVisitorCookieMiddleware:
         response = self.get_response(request)
         if new_uuid is not None:
             # Not HttpOnly: beacon.js and the tracker read it, as they do Synerise's own.
-            response.set_cookie(COOKIE_NAME, new_uuid, max_age=ONE_YEAR, samesite="Lax")
+            # Secure on HTTPS, so the profile id never crosses the network in clear.
+            response.set_cookie(
+                COOKIE_NAME,
+                new_uuid,
+                max_age=ONE_YEAR,
+                samesite="Lax",
+                secure=request.is_secure(),
+            )
         return response

@@ -151,8 +151,13 @@ def newsletter(request: HttpRequest) -> HttpResponse:
         messages.error(request, "Enter a valid e-mail address to subscribe.")
         return redirect("shop:index")
     email = form.cleaned_data["email"]
-    client = get_client(request) or {}
-    client.setdefault("email", email)
+    # An address typed into a form proves nothing about who typed it: only a
+    # signed-in customer's own address is linked to their profile. Anyone else's
+    # subscription goes to the address's profile alone, never to this visitor's
+    # uuid (which would let a visitor attach their browsing to a stranger's e-mail).
+    user = request.user
+    own = user.is_authenticated and (user.email or "").lower() == email.lower()
+    client = (get_client(request) if own else None) or {"email": email}
     with transaction.atomic():
         _, created = NewsletterSubscription.objects.get_or_create(email=email)
         if created:

@@ -140,3 +140,29 @@ def test_the_metrics_page_lists_the_synerise_metrics(client):
     text = client.get("/metrics").content.decode()
     assert "synerise_records_enqueued_total" in text
     assert "synerise_outbox_pending" in text
+
+
+VISITOR = "5b0c7a1e-2d3f-4e5a-8b6c-7d8e9f0a1b2c"
+
+
+def test_a_newsletter_address_is_not_bound_to_the_visitor(client, synerise_stand_in):
+    """Before: any e-mail typed in the footer was sent with the visitor's uuid."""
+    client.cookies["_snrs_uuid"] = VISITOR
+    client.post(reverse("shop:newsletter"), {"email": "someone.else@example.com"})
+
+    call_command("synerise_flush")
+
+    [event] = [
+        e
+        for e in synerise_stand_in.events_of(type="custom")
+        if e["body"]["action"] == "newsletter.subscribed"
+    ]
+    assert event["body"]["client"] == {"email": "someone.else@example.com"}
+
+
+def test_the_visitor_cookie_is_secure_on_https(client):
+    plain = client.get(reverse("shop:index"))
+    assert plain.cookies["_snrs_uuid"]["secure"] == ""
+    client.cookies.clear()
+    secure = client.get(reverse("shop:index"), secure=True)
+    assert secure.cookies["_snrs_uuid"]["secure"] is True
