@@ -546,6 +546,18 @@ SECTIONS: dict[str, dict[str, Setting]] = {
         "RATE_LIMIT_MAX_WAIT": Setting(
             60.0, Number(), "Longest pause a flush pass takes for a `Retry-After`."
         ),
+        "OUTAGE_FAILURES": Setting(
+            3,
+            Number(minimum=0, integer=True),
+            "Failed requests in a row (no answer, 5xx, wrong endpoint) after which a flush "
+            "pass stops and leaves the rest due, no attempt charged; `0` never stops.",
+        ),
+        "OUTAGE_BACKOFF_MAX": Setting(
+            300.0,
+            Number(above_minimum=True),
+            "Longest wait, in seconds, between passes of `synerise_flush --loop` while "
+            "Synerise is down (the wait doubles from `--interval`).",
+        ),
         "LEASE_SECONDS": Setting(
             120,
             Number(above_minimum=True),

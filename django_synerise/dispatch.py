@@ -48,6 +48,7 @@ from .exceptions import (
 )
 from .models import OutboxEvent
 from .outbox import ClaimedEvent
+from .progress import format_duration
 
 if TYPE_CHECKING:
     from .client import SyneriseClient
@@ -76,6 +77,17 @@ class FlushResult:
     #: Rows due when the pass started (within ``max_events``); counted only for
     #: an ``on_progress`` watcher, which shows what is left and an ETA.
     due: int | None = None
+    #: Failed requests that may work later (no answer, 5xx ...), by what went
+    #: wrong (the error's message, secrets removed): how many events each held.
+    failures: dict[str, int] = field(default_factory=dict)
+    #: Endpoints whose credentials Synerise refused, by label (``"v4 events"``):
+    #: the error's message, secrets removed. Their rows wait, unharmed.
+    refused: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def unreachable(self) -> bool:
+        """Whether Synerise could not be reached: the pass stopped for it, or nothing got through."""
+        return self.stopped_by == "unreachable" or (self.sent == 0 and bool(self.failures))
 
     @property
     def events_per_second(self) -> float:
@@ -94,6 +106,9 @@ class FlushResult:
         self.duration += other.duration
         self.remaining = other.remaining
         self.stopped_by = other.stopped_by
+        for message, events in other.failures.items():
+            self.failures[message] = self.failures.get(message, 0) + events
+        self.refused.update(other.refused)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form: the counters, ``remaining``, ``duration`` (ms precision), ``stopped_by``."""
@@ -101,6 +116,8 @@ class FlushResult:
         data["remaining"] = self.remaining
         data["duration"] = round(self.duration, 3)
         data["stopped_by"] = self.stopped_by
+        data["failures"] = dict(self.failures)
+        data["refused"] = dict(self.refused)
         return data
 
     def summary(self) -> str:
@@ -185,6 +202,10 @@ class _Abort(Exception):
         super().__init__(str(error))
 
 
+class _Unreachable(Exception):
+    """``OUTAGE_FAILURES`` requests in a row failed: Synerise is down for now."""
+
+
 class _Refused(Exception):
     """One endpoint refused our credentials; the others may still take their events."""
 
@@ -228,6 +249,7 @@ class Dispatcher:
         self.sleep = sleep
         self._lease_deadline = timezone.now()
         self._refused: dict[str, AuthenticationError] = {}
+        self._failures_in_a_row = 0
 
     # -- one pass -----------------------------------------------------------
 
@@ -235,12 +257,22 @@ class Dispatcher:
         """Deliver the rows that are due now, then return what happened.
 
         Stops when nothing due is left, after ``max_events`` rows, when
-        ``should_stop()`` turns true, or when Synerise asks for a pause longer
-        than ``RATE_LIMIT_MAX_WAIT``. Raises
+        ``should_stop()`` turns true, when Synerise asks for a pause longer
+        than ``RATE_LIMIT_MAX_WAIT``, or after ``OUTAGE_FAILURES`` failed
+        requests in a row (``stopped_by="unreachable"``: the rows not tried are
+        left due, no attempt charged). Raises
         :class:`~django_synerise.exceptions.AuthenticationError` when an
         endpoint refused the credentials, after the other endpoints had their
-        events sent; the refused endpoint's rows are released unharmed.
+        events sent; the refused endpoint's rows wait unharmed, the reason in
+        their ``last_error``.
         """
+        result = self._pass(max_events)
+        if self._refused:
+            raise next(iter(self._refused.values()))
+        return result
+
+    def _pass(self, max_events: int | None) -> FlushResult:
+        """:meth:`flush` without raising for refused credentials (see ``result.refused``)."""
         result = FlushResult()
         started = time.monotonic()
         pass_start = timezone.now()
@@ -248,8 +280,9 @@ class Dispatcher:
         if self.on_progress is not None:
             result.due = _due_count(pass_start, max_events)
         # Endpoints that refused the credentials in this pass: their rows are
-        # released without another try; the pass raises once the rest is sent.
+        # released without another try; flush() raises once the rest is sent.
         self._refused = {}
+        self._failures_in_a_row = 0
         # The last row claimed: each claim resumes its walk behind it.
         after: ClaimedEvent | None = None
         try:
@@ -283,9 +316,11 @@ class Dispatcher:
                     # The released rows fell due during the pause: take them in this pass.
                     pass_start = timezone.now()
                     after = None
+                except _Unreachable:
+                    result.stopped_by = "unreachable"
+                    break
             if self._refused:
                 result.stopped_by = "auth"
-                raise next(iter(self._refused.values()))
         finally:
             result.duration = time.monotonic() - started
             try:
@@ -328,18 +363,24 @@ class Dispatcher:
         unrecorded = {row.id for row in rows}
         try:
             for endpoint, group, chunk in pack(rows, self.batch_size):
+                if endpoint.name not in self._refused:
+                    try:
+                        self._send(endpoint, group, chunk, result, unrecorded)
+                    except _Refused as refused:
+                        self._refused[endpoint.name] = refused.error
+                        result.refused[endpoint.label] = self.client.redact(refused.error.message)
+                        logger.error(
+                            "Synerise refused the credentials for %s; their rows wait, the "
+                            "other endpoints go on: %s",
+                            endpoint.label,
+                            self.client.redact(str(refused.error)),
+                        )
                 if endpoint.name in self._refused:
-                    continue  # left unrecorded: released below, due again next pass
-                try:
-                    self._send(endpoint, group, chunk, result, unrecorded)
-                except _Refused as refused:
-                    self._refused[endpoint.name] = refused.error
-                    logger.error(
-                        "Synerise refused the credentials for %s; their rows are released, "
-                        "the other endpoints go on: %s",
-                        endpoint.label,
-                        refused.error,
-                    )
+                    # Due again next pass, unharmed; the admin shows why they wait.
+                    ids = sorted(unrecorded.intersection(row.id for row in chunk))
+                    reason = self.client.redact(str(self._refused[endpoint.name]))
+                    result.released += outbox.release(ids, owner=self.owner, error=reason)
+                    unrecorded.difference_update(ids)
                 if self.on_progress is not None:
                     self.on_progress(result)
                 if self.should_stop() and unrecorded:
@@ -349,6 +390,11 @@ class Dispatcher:
             result.rate_limited += 1
             until = timezone.now() + dt.timedelta(seconds=self._pause_for(abort.error))
             result.released += outbox.release(sorted(unrecorded), owner=self.owner, until=until)
+            unrecorded.clear()
+            raise
+        except _Unreachable:
+            # Not tried, so not charged: due at once for the next pass.
+            result.released += outbox.release(sorted(unrecorded), owner=self.owner)
             unrecorded.clear()
             raise
         except BaseException:
@@ -442,12 +488,19 @@ class Dispatcher:
             result.retried += retried
             result.dead += dead
             unrecorded.difference_update(ids)
+            self._announce_retry(endpoint, chunk, message, retried, dead)
             if isinstance(err, RetryableError):
                 logger.warning(
                     "request of %d %s failed, will retry: %s", len(chunk), endpoint.label, message
                 )
-            self._announce_retry(endpoint, chunk, message, retried, dead)
+                kind = self.client.redact(err.message)
+                result.failures[kind] = result.failures.get(kind, 0) + len(chunk)
+                self._failures_in_a_row += 1
+                limit = int(synerise_settings.OUTAGE_FAILURES)
+                if limit and self._failures_in_a_row >= limit:
+                    raise _Unreachable from err
             return
+        self._failures_in_a_row = 0
         result.sent += outbox.mark_sent(ids, owner=self.owner)
         unrecorded.difference_update(ids)
         signals.send_robust(
@@ -499,22 +552,26 @@ class Dispatcher:
     ) -> FlushResult:
         """One pass, or with ``loop`` passes until ``should_stop()``; return the totals.
 
-        Between passes a loop waits ``interval`` seconds (through ``sleep``)
-        when the outbox had nothing due left or Synerise asked to slow down,
-        and goes straight on otherwise. ``max_events`` bounds the rows handled
-        over all passes. A database error ends a single pass with the error;
-        a loop outlives it (the connection is re-opened on the next pass; the
-        rows it held are released by their lease) and says so through
-        ``report``. ``on_pass`` sees each pass's result. Raises
-        :class:`~django_synerise.exceptions.AuthenticationError` as
-        :meth:`flush` does.
+        Never raises for refused credentials: the totals say so in ``refused``
+        (the loop ends there, since waiting does not fix a key). Between passes
+        a loop waits ``interval`` seconds (through ``sleep``) when nothing due
+        was left or Synerise asked to slow down, and goes straight on
+        otherwise. While Synerise cannot be reached (:attr:`FlushResult.unreachable`)
+        the wait doubles, up to ``OUTAGE_BACKOFF_MAX``; ``report`` hears
+        "down" once when that starts and "up again" once when a pass gets
+        through. A database error ends a single pass with the error; a loop
+        outlives it (the connection is re-opened on the next pass; the rows it
+        held are released by their lease) and reports it. ``max_events``
+        bounds the rows handled over all passes; ``on_pass`` sees each pass.
         """
         started = time.monotonic()
         total = FlushResult()
         budget = max_events
+        down_since: float | None = None
+        outage_wait = interval
         while True:
             try:
-                result = self.flush(max_events=budget)
+                result = self._pass(budget)
             except DatabaseError as err:
                 if not loop:
                     raise
@@ -522,23 +579,50 @@ class Dispatcher:
                     report(f"database error, reconnecting: {err.__class__.__name__}")
                 close_old_connections()
                 self.sleep(min(interval, 1.0) or 0.1)
+                if self.should_stop():
+                    break
                 continue
             total.add(result)
             if on_pass is not None:
                 on_pass(result)
+            wait = interval if result.stopped_by in ("drained", "rate_limited") else 0.0
+            if loop and result.unreachable:
+                if down_since is None:
+                    down_since = time.monotonic()
+                    outage_wait = max(interval, 1.0)
+                    self._say(
+                        report,
+                        logging.WARNING,
+                        f"Synerise looks down ({_reasons(result)}); trying less often",
+                    )
+                else:
+                    outage_wait = min(outage_wait * 2, float(synerise_settings.OUTAGE_BACKOFF_MAX))
+                wait = outage_wait
+            elif loop and down_since is not None and result.sent:
+                down_for = format_duration(time.monotonic() - down_since)
+                self._say(report, logging.INFO, f"Synerise is up again after {down_for}")
+                down_since = None
             if budget is not None:
                 budget -= result.handled
                 if budget <= 0:
                     break
-            if not loop or self.should_stop():
+            if not loop or self.should_stop() or result.refused:
                 break
-            if result.stopped_by in ("drained", "rate_limited"):
-                self.sleep(interval)
+            if wait:
+                if loop and down_since is not None and report is not None:
+                    logger.info("next try in %s", format_duration(wait))
+                self.sleep(wait)
                 if self.should_stop():
                     break
             close_old_connections()
         total.duration = time.monotonic() - started
         return total
+
+    @staticmethod
+    def _say(report: Callable[[str], None] | None, level: int, message: str) -> None:
+        logger.log(level, message)
+        if report is not None:
+            report(message)
 
 
 def flush(
@@ -568,9 +652,15 @@ def flush(
     return result
 
 
+def _reasons(result: FlushResult) -> str:
+    return "; ".join(result.failures) or "no answer"
+
+
 def _due_count(now: dt.datetime, limit: int | None) -> int:
-    queryset = OutboxEvent.objects.using(outbox.db_alias()).filter(
-        status=outbox.PENDING, next_attempt_at__lte=now
+    queryset = (
+        OutboxEvent.objects.using(outbox.db_alias())
+        .filter(status=outbox.PENDING, next_attempt_at__lte=now)
+        .exclude(leased_until__gt=now)
     )
     if limit is not None:
         # Counting past the pass's own limit would only cost time.

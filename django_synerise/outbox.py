@@ -66,6 +66,7 @@ __all__ = [
     "enqueue_droppable",
     "enqueue_many",
     "health",
+    "make_due",
     "make_owner",
     "mark_dead",
     "mark_retry",
@@ -818,15 +819,23 @@ def release(
     *,
     owner: str | None,
     until: dt.datetime | None = None,
+    error: str | None = None,
 ) -> int:
-    """Give leased rows back unharmed: no attempt counted, due at ``until`` (default now)."""
+    """Give leased rows back unharmed: no attempt counted, due at ``until`` (default now).
+
+    ``error`` (already free of secrets), when given, becomes their ``last_error``:
+    why they wait (refused credentials), for the admin and ``synerise_outbox show``.
+    """
     if not ids:
         return 0
-    return _update_leased(
-        ids,
-        owner,
-        {"next_attempt_at": until or timezone.now(), "leased_by": "", "leased_until": None},
-    )
+    assignments: dict[str, Any] = {
+        "next_attempt_at": until or timezone.now(),
+        "leased_by": "",
+        "leased_until": None,
+    }
+    if error is not None:
+        assignments["last_error"] = error[:2000]
+    return _update_leased(ids, owner, assignments)
 
 
 def pending_count() -> int:
@@ -894,6 +903,44 @@ def purge_if_due() -> dict[str, int] | None:
         return None
     _last_auto_purge = now
     return purge()
+
+
+def make_due(
+    *,
+    ids: Iterable[int] | None = None,
+    action: str | None = None,
+    since: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> list[int]:
+    """Make pending rows that wait for a later attempt due now; return their ids.
+
+    For an operator who fixed the cause of an outage and will not wait out
+    the backoff. Attempts and ``last_error`` are kept. A row a worker holds
+    right now (an unexpired lease) is left alone; ``ids``, ``action`` (exact)
+    and ``since`` (created at or after) narrow the selection as in
+    :func:`requeue`.
+    """
+    now = _db_time(now) if now is not None else timezone.now()
+    queryset = (
+        OutboxEvent.objects.using(db_alias())
+        .filter(status=PENDING, next_attempt_at__gt=now)
+        .exclude(leased_until__gt=now)
+    )
+    if ids is not None:
+        queryset = queryset.filter(id__in=list(ids))
+    if action:
+        queryset = queryset.filter(action=action)
+    if since is not None:
+        queryset = queryset.filter(created_at__gte=_db_time(since))
+    with transaction.atomic(using=db_alias()):
+        chosen = sorted(queryset.values_list("id", flat=True))
+        # The same conditions again: a row claimed meanwhile keeps its lease.
+        OutboxEvent.objects.using(db_alias()).filter(
+            id__in=chosen, status=PENDING, next_attempt_at__gt=now
+        ).exclude(leased_until__gt=now).update(next_attempt_at=now, leased_by="", leased_until=None)
+    if chosen:
+        logger.info("made %d pending outbox events due now", len(chosen))
+    return chosen
 
 
 def purge(

@@ -337,3 +337,66 @@ def test_secrets_are_scrubbed_from_last_error():
     assert row.status == "dead"
     assert "test-api-key" not in row.last_error
     assert "bad key *** in request" in row.last_error
+
+
+@pytest.fixture
+def keep_the_test_connection(monkeypatch):
+    # A loop re-opens stale connections between passes; here that would close the
+    # connection holding the test's transaction.
+    monkeypatch.setattr(dispatch, "close_old_connections", lambda: None)
+
+
+@pytest.mark.usefixtures("keep_the_test_connection")
+def test_a_loop_backs_off_while_synerise_is_down_and_says_down_and_up_once(synerise_stand_in):
+    from django_synerise.factory import build_client
+
+    django_synerise.track_many([custom(i) for i in range(100)])
+    # Six requests fail: two passes stop after OUTAGE_FAILURES (3) each; the third gets through.
+    synerise_stand_in.inject("500", times=6)
+    sleeps: list[float] = []
+    reports: list[str] = []
+    passes: list[dispatch.FlushResult] = []
+    settings = {
+        **django_synerise.conf.synerise_settings.user_settings,
+        "RETRY_BACKOFF_BASE": 0,
+        "OUTAGE_BACKOFF_MAX": 300,
+    }
+    with override_settings(SYNERISE=settings):
+        dispatcher = Dispatcher(
+            build_client(),
+            batch_size=10,
+            sleep=sleeps.append,
+            should_stop=lambda: len(passes) >= 4,
+        )
+        total = dispatcher.run(loop=True, interval=5, on_pass=passes.append, report=reports.append)
+    assert [p.stopped_by for p in passes[:3]] == ["unreachable", "unreachable", "drained"]
+    assert total.sent == 100
+    assert OutboxEvent.objects.filter(status="sent").count() == 100
+    # Exponential waits while down, then back to the interval.
+    assert sleeps[:3] == [5, 10, 5]
+    assert len(reports) == 2
+    assert reports[0].startswith("Synerise looks down (Synerise had a server error")
+    assert reports[1].startswith("Synerise is up again after ")
+
+
+@pytest.mark.usefixtures("keep_the_test_connection")
+def test_the_outage_wait_is_capped(synerise_stand_in):
+    from django_synerise.factory import build_client
+
+    django_synerise.track_many([custom(i) for i in range(100)])
+    synerise_stand_in.inject("500")
+    sleeps: list[float] = []
+    settings = {
+        **django_synerise.conf.synerise_settings.user_settings,
+        # Charged rows back off for long: each pass takes ten fresh ones.
+        "RETRY_BACKOFF_BASE": 3600,
+        "OUTAGE_FAILURES": 1,
+        "OUTAGE_BACKOFF_MAX": 30,
+    }
+    with override_settings(SYNERISE=settings):
+        Dispatcher(
+            build_client(), batch_size=10, sleep=sleeps.append, should_stop=lambda: len(sleeps) >= 6
+        ).run(loop=True, interval=5)
+    assert sleeps == [5, 10, 20, 30, 30, 30]
+    # Each pass tried one request and charged only its ten rows.
+    assert OutboxEvent.objects.filter(attempts=0).count() == 100 - 10 * len(sleeps)

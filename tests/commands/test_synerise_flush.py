@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -54,6 +55,15 @@ def enqueue_mixed(n: int = 10) -> None:
 def flush(*args: str) -> str:
     out = StringIO()
     call_command("synerise_flush", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()
+
+
+def flush_failing(*args: str) -> str:
+    """Run a pass that delivers nothing; return its output (it exits with status 3)."""
+    out = StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command("synerise_flush", *args, stdout=out, stderr=StringIO())
+    assert failed.value.returncode == 3, failed.value
     return out.getvalue()
 
 
@@ -209,8 +219,13 @@ def test_retry_then_deliver_on_a_later_pass(synerise_stand_in):
     with override_settings(
         SYNERISE={**synerise_settings_dict(synerise_stand_in), "RETRY_BACKOFF_BASE": 0}
     ):
-        first = flush()
-        assert "sent 0, retried 1" in first
+        out, err = StringIO(), StringIO()
+        with pytest.raises(CommandError) as failed:
+            call_command("synerise_flush", stdout=out, stderr=err)
+        # Nothing got through: the summary, the reason once, and a non-zero exit.
+        assert failed.value.returncode == 3
+        assert "sent 0, retried 1" in out.getvalue()
+        assert err.getvalue().count("Synerise had a server error") == 1
         second = flush()
     assert "sent 1, retried 0" in second
     row = OutboxEvent.objects.get()
@@ -287,6 +302,9 @@ def test_broken_auth_exits_1_from_the_shell(synerise_server):
     )
     assert proc.returncode == 1
     assert "not-the-key" not in proc.stdout + proc.stderr
+    # Said once (not by each logger on its way up), and the summary is still there.
+    assert (proc.stdout + proc.stderr).count("refused the API key") == 1, proc.stderr
+    assert proc.stdout.startswith("sent 0, retried 0, dead 0, remaining 1 in ")
     assert time.monotonic() - started < 60
     assert OutboxEvent.objects.get().status == "pending"
 
@@ -315,8 +333,8 @@ def test_flush_without_use_tz_delivers_retries_and_gives_up(synerise_stand_in):
         synerise_stand_in.inject("500", times=2)
         settings_now = {**synerise_settings_dict(synerise_stand_in), "RETRY_BACKOFF_BASE": 0}
         with override_settings(SYNERISE={**settings_now, "MAX_ATTEMPTS": 2}):
-            assert "sent 0, retried 1, dead 0" in flush()
-            assert "sent 0, retried 0, dead 1" in flush()
+            assert "sent 0, retried 1, dead 0" in flush_failing()
+            assert "sent 0, retried 0, dead 1" in flush_failing()
         row = OutboxEvent.objects.get(status="dead")
         assert row.dead_at is not None and timezone.is_naive(row.dead_at)
         assert abs((row.dead_at - dt.datetime.now()).total_seconds()) < 60
@@ -366,3 +384,77 @@ def test_no_progress_under_cron(synerise_stand_in, monkeypatch):
     assert "\r" not in output and "ETA" not in output
     assert output.splitlines() == [output.strip()]
     assert output.startswith("sent 50, retried 0, dead 0, remaining 0 in ")
+
+
+@pytest.mark.django_db
+def test_an_outage_stops_the_pass_uncharged_with_one_line_per_failure(synerise_stand_in):
+    enqueue_custom(200)
+    synerise_stand_in.inject("drop")  # every request: Synerise went away
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command("synerise_flush", "--batch-size", "10", stdout=out, stderr=err)
+    assert failed.value.returncode == 3
+    assert "Synerise looks down: the pass stopped after 3 failed requests in a row" in str(
+        failed.value
+    )
+    # Three requests tried (OUTAGE_FAILURES), not twenty.
+    tried = [r for r in synerise_stand_in.requests if r.path == "/v4/events/batch"]
+    assert len(tried) == 3
+    # The tried rows were charged an attempt; the rest were released untouched and due.
+    rows = OutboxEvent.objects.all()
+    assert rows.filter(attempts=1).count() == 30
+    untried = rows.filter(attempts=0)
+    assert untried.count() == 170
+    assert not untried.exclude(leased_by="").exists()
+    assert not untried.filter(next_attempt_at__gt=timezone.now()).exists()
+    # The summary, and one line per kind of failure (a dropped socket reads as a
+    # reset or as a close, depending on timing), not one per request.
+    assert out.getvalue().startswith("sent 0, retried 30, dead 0, remaining 200 in ")
+    lines = err.getvalue().splitlines()
+    kinds = [
+        re.fullmatch(r"(could not reach Synerise: .+) \((\d+) events, to be retried\)", line)
+        for line in lines
+    ]
+    assert all(kinds), lines
+    assert len({kind.group(1) for kind in kinds}) == len(lines) <= 2
+    assert sum(int(kind.group(2)) for kind in kinds) == 30
+
+
+@pytest.mark.django_db
+def test_a_closed_port_exits_non_zero(settings):
+    from tests.test_client import socket_on_free_port
+
+    enqueue_custom(5)
+    with socket_on_free_port() as port:
+        settings.SYNERISE = {**settings.SYNERISE, "API_BASE_URL": f"http://127.0.0.1:{port}"}
+        out, err = StringIO(), StringIO()
+        with pytest.raises(CommandError) as failed:
+            call_command("synerise_flush", stdout=out, stderr=err)
+    assert failed.value.returncode == 3
+    assert "Nothing was delivered" in str(failed.value)
+    assert "sent 0, retried 5" in out.getvalue()
+    assert err.getvalue().splitlines() == [
+        "could not reach Synerise: connection refused (5 events, to be retried)"
+    ]
+
+
+@pytest.mark.django_db
+def test_a_refused_tracker_key_keeps_the_summary_and_the_reason(synerise_stand_in, settings):
+    enqueue_mixed(3)
+    settings.SYNERISE = {**settings.SYNERISE, "TRACKER_KEY": "wrong-tracker-key"}
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command("synerise_flush", stdout=out, stderr=err)
+    message = str(failed.value)
+    assert failed.value.returncode == 1
+    # The v4 events and the transaction went; the summary says so besides the error.
+    assert out.getvalue().startswith("sent 5, retried 0, dead 0, remaining 2 in ")
+    assert message.startswith("Synerise refused the credentials for AI events: ")
+    assert "events events" not in message and "wrong-tracker-key" not in message
+    assert message.count("refused the tracker key") == 1
+    assert "refused" not in err.getvalue()
+    # The held-back rows say why they wait (for the admin), without the key.
+    for row in OutboxEvent.objects.filter(kind="ai"):
+        assert (row.status, row.attempts, row.leased_by) == ("pending", 0, "")
+        assert "Synerise refused the tracker key" in row.last_error
+        assert "wrong-tracker-key" not in row.last_error

@@ -134,10 +134,10 @@ def test_requeue_dead_narrowed_by_action_and_since():
     assert "Requeued 0 events" in run("requeue", "--dead", "--since", later)
 
 
-def test_requeue_by_id_resends_a_sent_row_and_skips_pending_ones():
+def test_requeue_by_id_resends_a_sent_row_and_leaves_a_due_pending_one():
     rows = make_mix()
     out = run("requeue", "--id", str(rows["sent"].pk), "--id", str(rows["pending"].pk))
-    assert f"Already pending, left alone: {rows['pending'].pk}" in out
+    assert f"Already due or being sent, left as they are: {rows['pending'].pk}" in out
     assert "Requeued 1 event;" in out
     stored = OutboxEvent.objects.get(pk=rows["sent"].pk)
     assert stored.status == "pending" and stored.sent_at is None
@@ -153,7 +153,7 @@ def test_requeue_by_id_with_dead_only_takes_dead_rows():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["requeue"], "Say which events to requeue"),
+        (["requeue"], "Say which events to requeue: --dead for dead events, --pending for"),
         (["requeue", "--action", "a.dead"], "Say which events to requeue"),
         (["requeue", "--id", "abc"], "--id must be a positive whole number"),
         (["requeue", "--id", "-4"], "--id must be a positive whole number"),
@@ -356,7 +356,7 @@ def test_without_use_tz_requeue_since_stats_and_purge_work():
     assert OutboxEvent.objects.get(pk=rows["dead"].pk).dead_at is None
     utc_now = dt.datetime.now(dt.timezone.utc)
     utc_since = (utc_now - dt.timedelta(hours=1)).isoformat()
-    assert "Requeued 0 events;" in run("requeue", "--dead", "--since", utc_since)
+    assert "Requeued 0 events." in run("requeue", "--dead", "--since", utc_since)
     utc_since = (utc_now - dt.timedelta(hours=4)).isoformat()
     assert "Requeued 1 event;" in run("requeue", "--dead", "--since", utc_since)
     assert OutboxEvent.objects.get(pk=rows["old_dead"].pk).status == "pending"
@@ -368,3 +368,51 @@ def test_without_use_tz_requeue_since_stats_and_purge_work():
     assert "Deleted 0 events dead for more than 1 day." in out
     assert not OutboxEvent.objects.filter(pk=old_sent.pk).exists()
     assert OutboxEvent.objects.get(pk=rows["pending"].pk).status == "dead"
+
+
+def _backing_off(n: int) -> list[int]:
+    """n pending rows that failed once and wait an hour for their retry."""
+    rows = [track("dog.bark", customer=str(i)) for i in range(n)]
+    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows]).update(
+        attempts=1,
+        last_error="could not reach Synerise: connection refused",
+        next_attempt_at=timezone.now() + dt.timedelta(hours=1),
+    )
+    return [r.pk for r in rows]
+
+
+def test_requeue_by_id_makes_backing_off_rows_due_and_the_next_flush_sends_them(
+    synerise_stand_in,
+):
+    ids = _backing_off(3)
+    flush_out = StringIO()
+    call_command("synerise_flush", stdout=flush_out)
+    assert flush_out.getvalue().startswith("sent 0,")  # still waiting for their retry
+    out = run("requeue", *[arg for pk in ids for arg in ("--id", str(pk))])
+    assert out.splitlines() == [
+        f"Due now (they were waiting for a retry): {', '.join(map(str, ids))}",
+        "Requeued 3 events; the next flush sends them.",
+    ]
+    rows = OutboxEvent.objects.filter(pk__in=ids)
+    assert all(row.attempts == 1 and row.next_attempt_at <= timezone.now() for row in rows)
+    flush_out = StringIO()
+    call_command("synerise_flush", stdout=flush_out)
+    assert flush_out.getvalue().startswith("sent 3,")
+    assert synerise_stand_in.count == 3
+
+
+def test_requeue_pending_takes_every_waiting_row_but_not_one_being_sent(synerise_stand_in):
+    ids = _backing_off(4)
+    # A worker holds the last one right now.
+    OutboxEvent.objects.filter(pk=ids[-1]).update(
+        leased_by="worker-1", leased_until=timezone.now() + dt.timedelta(minutes=2)
+    )
+    out = run("requeue", "--pending")
+    assert out.splitlines() == [
+        f"Due now (they were waiting for a retry): {', '.join(map(str, ids[:3]))}",
+        "Requeued 3 events; the next flush sends them.",
+    ]
+    assert OutboxEvent.objects.get(pk=ids[-1]).leased_by == "worker-1"
+    assert run("requeue", "--pending").splitlines() == ["Requeued 0 events."]
+    call_command("synerise_flush", stdout=StringIO())
+    assert synerise_stand_in.count == 3

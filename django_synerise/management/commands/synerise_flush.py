@@ -3,24 +3,52 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import math
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import FrameType
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...conf import synerise_settings
 from ...dispatch import Dispatcher, FlushResult, preview
 from ...endpoints import EVENTS, endpoint_for
-from ...exceptions import AuthenticationError, SyneriseConfigurationError
+from ...exceptions import SyneriseConfigurationError
 from ...progress import Progress
+from .synerise_outbox import count_text
+
+#: Exit status when Synerise could not be reached or nothing got through
+#: (1: settings or credentials; 2: a wrong command line, as argparse has it).
+EXIT_UNREACHABLE = 3
 
 #: The longest --interval accepted: a day between passes is already more than any
 #: schedule needs, and far below what threading's waits can take.
 MAX_INTERVAL = 86_400
+
+
+@contextlib.contextmanager
+def _spoken_for_when_unconfigured(package_logger: logging.Logger) -> Iterator[None]:
+    """Keep Python's last-resort handler from printing every failed request.
+
+    Without any logging configured, each WARNING reaches stderr on its own: an
+    outage or a refused key would print the same line per batch. The command
+    then reports for itself, one line per kind of failure; a project that
+    configures logging still gets every record where it sends them.
+    """
+    if package_logger.hasHandlers():
+        yield
+        return
+    quiet = logging.NullHandler()
+    package_logger.addHandler(quiet)
+    try:
+        yield
+    finally:
+        package_logger.removeHandler(quiet)
 
 
 def _count(value: Any, high: int | None) -> int:
@@ -167,7 +195,7 @@ class Command(BaseCommand):
             if not tty and options["loop"] and (result.sent or result.retried or result.dead):
                 self.stdout.write(result.summary())
 
-        try:
+        with _spoken_for_when_unconfigured(logging.getLogger("django_synerise")):
             total = dispatcher.run(
                 loop=options["loop"],
                 interval=options["interval"],
@@ -175,11 +203,41 @@ class Command(BaseCommand):
                 on_pass=each_pass,
                 report=self.stderr.write,
             )
-        except AuthenticationError as err:
-            raise CommandError(f"Synerise refused the credentials: {err}", returncode=1) from err
         if self._bar is not None:
             self._bar.finish()
         self.stdout.write(total.summary())
+        self._explain(total, options["loop"])
+
+    def _explain(self, total: FlushResult, loop: bool) -> None:
+        """One line per kind of failure; a non-zero exit when the work could not be done."""
+        for message, events in total.failures.items():
+            self.stderr.write(f"{message} ({count_text(events, 'event')}, to be retried)")
+        if total.refused:
+            by_message: dict[str, list[str]] = {}
+            for label, message in total.refused.items():
+                by_message.setdefault(message, []).append(label)
+            reasons = "; ".join(
+                f"{' and '.join(labels)}: {message}" for message, labels in by_message.items()
+            )
+            raise CommandError(
+                f"Synerise refused the credentials for {reasons}. These events wait in the "
+                "outbox, unharmed, until the key is fixed.",
+                returncode=1,
+            )
+        if total.unreachable and not loop:
+            stopped = total.stopped_by == "unreachable"
+            left = "?" if total.remaining is None else f"{total.remaining:,}"
+            raise CommandError(
+                (
+                    f"Synerise looks down: the pass stopped after "
+                    f"{synerise_settings.OUTAGE_FAILURES} failed requests in a row, leaving the "
+                    "rest untried (no attempt charged)"
+                    if stopped
+                    else "Nothing was delivered: every request failed"
+                )
+                + f"; {left} events wait in the outbox for the next flush.",
+                returncode=EXIT_UNREACHABLE,
+            )
 
     def _progress(self, result: FlushResult) -> None:
         # One line per pass, redrawn as its requests go out (a new pass, a new line).

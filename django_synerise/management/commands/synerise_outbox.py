@@ -3,7 +3,7 @@
 Subcommands::
 
     synerise_outbox stats [--json]
-    synerise_outbox requeue (--dead | --id ID ...) [--action ACTION] [--since DATE]
+    synerise_outbox requeue (--dead | --pending | --id ID ...) [--action ACTION] [--since DATE]
     synerise_outbox purge [--dead-older-than DAYS] [--chunk-size N]
     synerise_outbox show ID
 """
@@ -81,6 +81,10 @@ def parse_id(value: str, option: str) -> int:
     return number
 
 
+def _ids(ids: list[int]) -> str:
+    return ", ".join(map(str, ids))
+
+
 def parse_chunk_size(value: str) -> int:
     """``--chunk-size``: a whole number of rows, 1 or more, or a :class:`CommandError`."""
     try:
@@ -138,9 +142,10 @@ class Command(BaseCommand):
 
         requeue = subcommands.add_parser(
             "requeue",
-            help="Make dead (or chosen) events pending again, attempts reset.",
-            description="Make events pending and due now, with attempts reset. They keep "
-            "their time and eventSalt, so a resend overwrites rather than duplicates.",
+            help="Make dead (or chosen) events pending again, or waiting ones due now.",
+            description="Make events due now: dead or sent ones pending again with attempts "
+            "reset; pending ones that back off after a failure due at once, attempts kept. "
+            "They keep their time and eventSalt, so a resend overwrites rather than duplicates.",
         )
         requeue.add_argument(
             "--dead",
@@ -148,11 +153,17 @@ class Command(BaseCommand):
             help="Requeue dead events (narrow with --action/--since).",
         )
         requeue.add_argument(
+            "--pending",
+            action="store_true",
+            help="Make pending events that wait for a retry due now, e.g. once an outage "
+            "is over (narrow with --action/--since).",
+        )
+        requeue.add_argument(
             "--id",
             dest="ids",
             action="append",
             metavar="ID",
-            help="Requeue this row (dead or sent); repeat for several.",
+            help="Requeue this row (dead or sent; pending: due now); repeat for several.",
         )
         requeue.add_argument("--action", help="Only events with exactly this action.")
         requeue.add_argument(
@@ -234,15 +245,17 @@ class Command(BaseCommand):
 
     def _requeue(self, options: dict[str, Any]) -> None:
         ids = [parse_id(value, "--id") for value in options["ids"] or []]
-        if not options["dead"] and not ids:
+        if not options["dead"] and not options["pending"] and not ids:
             raise CommandError(
-                "Say which events to requeue: --dead for dead events (narrowed by --action "
-                "and --since), or --id ID for particular rows."
+                "Say which events to requeue: --dead for dead events, --pending for events "
+                "waiting for a retry (both narrowed by --action and --since), or --id ID for "
+                "particular rows."
             )
         action = options["action"]
         if action is not None and not action.strip():
             raise CommandError("--action must not be empty.")
         since = parse_since(options["since"]) if options["since"] is not None else None
+        in_flight: list[int] = []
         if ids:
             found = dict(
                 OutboxEvent.objects.using(outbox.db_alias())
@@ -254,11 +267,25 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"No outbox event with id {', '.join(map(str, unknown))}; nothing requeued."
                 )
-            pending = sorted(pk for pk, status in found.items() if status == outbox.PENDING)
-            if pending:
-                self.stdout.write(f"Already pending, left alone: {', '.join(map(str, pending))}")
-        count = outbox.requeue(ids=ids or None, dead=options["dead"], action=action, since=since)
-        self.stdout.write(f"Requeued {count_text(count, 'event')}; the next flush sends them.")
+            in_flight = sorted(pk for pk, status in found.items() if status == outbox.PENDING)
+        due: list[int] = []
+        if options["pending"] or in_flight:
+            due = outbox.make_due(ids=ids or None, action=action, since=since)
+            in_flight = sorted(set(in_flight) - set(due))
+        count = 0
+        if options["dead"] or ids:
+            count = outbox.requeue(
+                ids=ids or None, dead=options["dead"], action=action, since=since
+            )
+        if due:
+            self.stdout.write(f"Due now (they were waiting for a retry): {_ids(due)}")
+        if in_flight:
+            self.stdout.write(f"Already due or being sent, left as they are: {_ids(in_flight)}")
+        total = count + len(due)
+        if total:
+            self.stdout.write(f"Requeued {count_text(total, 'event')}; the next flush sends them.")
+        else:
+            self.stdout.write("Requeued 0 events.")
 
     # -- purge -----------------------------------------------------------------
 
