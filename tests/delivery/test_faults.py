@@ -148,7 +148,9 @@ def test_without_a_tracker_key_ai_events_go_with_the_workspace_jwt(harness):
         harness.client = build_client()
         result = harness.flush()
     assert (result.sent, result.dead, result.retried) == (10, 0, 0)
-    ai_requests = [r for r in server.requests if r.path.startswith("/events/v1/")]
+    ai_requests = [
+        r for r in server.requests if r.path.startswith(("/events/v1/", "/v4/events/ai-compat/"))
+    ]
     assert ai_requests and all(
         r.headers.get("authorization", "").startswith("Bearer ") and "token" not in r.query
         for r in ai_requests
