@@ -458,3 +458,21 @@ def test_a_refused_tracker_key_keeps_the_summary_and_the_reason(synerise_stand_i
         assert (row.status, row.attempts, row.leased_by) == ("pending", 0, "")
         assert "Synerise refused the tracker key" in row.last_error
         assert "wrong-tracker-key" not in row.last_error
+
+
+@pytest.mark.django_db
+def test_docs_outage_settings_sample(synerise_stand_in, settings):
+    from django_synerise.conf import DEFAULTS
+    from tests.docs_samples import run_sample
+
+    documented = run_sample("outage-settings")["SYNERISE"]
+    # The page shows the defaults, and they do what it says.
+    assert {key: DEFAULTS[key] for key in documented} == documented
+    settings.SYNERISE = {**settings.SYNERISE, **documented}
+    enqueue_custom(50)
+    synerise_stand_in.inject("502")
+    with pytest.raises(CommandError) as failed:
+        call_command("synerise_flush", "--batch-size", "5", stdout=StringIO(), stderr=StringIO())
+    assert failed.value.returncode == 3
+    tried = [r for r in synerise_stand_in.requests if r.path == "/v4/events/batch"]
+    assert len(tried) == documented["OUTAGE_FAILURES"]

@@ -416,3 +416,17 @@ def test_requeue_pending_takes_every_waiting_row_but_not_one_being_sent(synerise
     assert run("requeue", "--pending").splitlines() == ["Requeued 0 events."]
     call_command("synerise_flush", stdout=StringIO())
     assert synerise_stand_in.count == 3
+
+
+def test_docs_after_an_outage_sample(synerise_stand_in):
+    ids = _backing_off(2)
+    requeue_line, flush_line = [
+        shlex.split(line.split(" #", 1)[0])[3:] for line in sample("requeue-pending").splitlines()
+    ]
+    assert requeue_line == ["requeue", "--pending"] and flush_line == []
+    out = run(*requeue_line)
+    assert out.splitlines()[-1] == "Requeued 2 events; the next flush sends them."
+    flushed = StringIO()
+    call_command("synerise_flush", *flush_line, stdout=flushed)
+    assert flushed.getvalue().startswith("sent 2,")
+    assert set(OutboxEvent.objects.filter(pk__in=ids).values_list("status", flat=True)) == {"sent"}
