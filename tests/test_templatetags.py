@@ -513,3 +513,18 @@ def test_one_source_of_page_visits(settings, middleware, page_visits, tag_option
         Context({})
     )
     assert _tracker_options(html).get("customPageVisit") == expected
+
+
+def refuse(request: Any) -> bool:
+    return False
+
+
+def test_tracker_and_beacon_script_render_nothing_without_consent() -> None:
+    """Before: the JS tracker and beacon.js loaded for a visitor who refused (or sent GPC)."""
+    source = "{% load synerise %}{% synerise_tracking_code %}{% synerise_beacon_script %}"
+    plain = RequestFactory().get("/")
+    assert "synerise-javascript-sdk" in render(source, request=plain)
+    assert "beacon.js" in render(source, request=plain)
+    assert render(source, request=RequestFactory().get("/", HTTP_SEC_GPC="1")).strip() == ""
+    with override_settings(SYNERISE=synerise(CONSENT="tests.test_templatetags.refuse")):
+        assert render(source, request=plain).strip() == ""

@@ -50,6 +50,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from ..conf import synerise_settings
 from ..events import SEARCH_TYPES
+from ..identity import may_track
 
 register = template.Library()
 
@@ -64,6 +65,13 @@ _EMPTY = mark_safe("")
 _ID_TYPES = (str, Promise, int, Decimal, uuid.UUID)
 
 _AI_PATHS = {"events-v1": "/events/v1/batch", "ai-compat": "/v4/events/ai-compat/batch"}
+
+
+def _may_track(context: template.Context) -> bool:
+    # Without a request in the context (no request context processor) the tag
+    # cannot ask: it renders as before, and the server-side producers still gate.
+    request = context.get("request")
+    return request is None or may_track(request)
 
 
 def _nonce(context: template.Context) -> str | None:
@@ -126,8 +134,13 @@ def synerise_tracking_code(context: template.Context, **options: Any) -> SafeStr
     ``customPageVisit=True`` to silence it without the middleware.
 
     Renders nothing, and logs a warning, when ``SYNERISE["TRACKER_KEY"]`` is
-    not set (system checks cannot see which templates use the tag).
+    not set (system checks cannot see which templates use the tag). Renders
+    nothing for a visitor who may not be tracked
+    (:func:`~django_synerise.identity.may_track` of the context's ``request``):
+    the tracker would otherwise set its cookie and send events from the browser.
     """
+    if not _may_track(context):
+        return _EMPTY
     tracker_key = synerise_settings.TRACKER_KEY
     if not tracker_key:
         logger.warning(
@@ -156,9 +169,10 @@ def synerise_beacon_script(context: template.Context) -> SafeString:
 
     First-party mode posts to ``django_synerise:beacon``; direct mode posts to
     Synerise's AI events API with the tracker key (a public key: the tracking
-    code shows it to every visitor too).
+    code shows it to every visitor too). Nothing for a visitor who may not be
+    tracked (:func:`~django_synerise.identity.may_track`).
     """
-    if not synerise_settings.ENABLED:
+    if not synerise_settings.ENABLED or not _may_track(context):
         return _EMPTY
     mode = synerise_settings.BEACON_MODE
     ai_api = synerise_settings.AI_EVENTS_API
