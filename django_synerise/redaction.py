@@ -29,18 +29,48 @@ _CREDENTIAL_PATTERNS = (
 )
 
 
+#: Shortest start or end of a secret that is removed on its own (shorter runs are
+#: too likely to be ordinary text, and reveal too little to matter).
+MIN_PARTIAL = 8
+
+
+def _partial_pattern(secret: str) -> re.Pattern[str]:
+    """Any prefix or suffix of ``secret`` of :data:`MIN_PARTIAL` characters or more."""
+    if len(secret) <= MIN_PARTIAL:
+        return re.compile(re.escape(secret))
+
+    def nested(chars: str) -> str:
+        # "abc" -> "(?:a(?:b(?:c)?)?)?": each further character optional.
+        out = ""
+        for char in reversed(chars):
+            out = f"(?:{re.escape(char)}{out})?"
+        return out
+
+    head, tail = secret[:MIN_PARTIAL], secret[-MIN_PARTIAL:]
+    prefix = re.escape(head) + nested(secret[MIN_PARTIAL:])
+    # A suffix: some of the characters before the last MIN_PARTIAL, then those.
+    before = secret[:-MIN_PARTIAL]
+    suffix = "(?:" + "|".join(re.escape(before[i:]) for i in range(len(before))) + ")?"
+    return re.compile(f"{prefix}|{suffix}{re.escape(tail)}")
+
+
 def redact(text: str, secrets: Iterable[str | None]) -> str:
     """Return ``text`` with every secret replaced by ``***``.
 
     Each secret is removed as written, URL-encoded and JSON-escaped (the forms
     in which a URL, a form or an echoed request body would carry it). Any
     ``token=`` query value and any ``Bearer``/``Basic`` credential is removed
-    too, known or not. Empty and ``None`` secrets are ignored.
+    too, known or not. Empty and ``None`` secrets are ignored. An upstream
+    that echoes a secret cut short (``"sk-live-01234..."``) or only its end
+    gets it removed too: any run of :data:`MIN_PARTIAL` or more characters
+    from its start or its end.
     """
     variants: set[str] = set()
+    secrets_seen: list[str] = []
     for secret in secrets:
         if not secret:
             continue
+        secrets_seen.append(secret)
         variants.add(secret)
         variants.add(quote(secret, safe=""))
         variants.add(quote_plus(secret, safe=""))
@@ -49,6 +79,8 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     for variant in sorted(variants, key=len, reverse=True):
         if variant:
             text = text.replace(variant, REDACTED)
+    for secret in secrets_seen:
+        text = _partial_pattern(secret).sub(REDACTED, text)
     for pattern, replacement in _CREDENTIAL_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

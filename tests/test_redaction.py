@@ -27,6 +27,19 @@ class TestRedact:
     def test_ignores_empty_and_none(self) -> None:
         assert redact("nothing here", ["", None]) == "nothing here"
 
+    def test_a_secret_cut_short_or_only_its_end_is_removed(self) -> None:
+        """Before: an upstream echoing ``"sk-live-0123..."`` got the visible part into logs."""
+        secret = "sk-live-0123456789abcdef"
+        text = (
+            "401: invalid key 'sk-live-0123456...' (ends in ...89abcdef); "
+            "api key sk-live-01 rejected; other sk-live"
+        )
+        out = redact(text, [secret])
+        assert "0123456" not in out and "89abcdef" not in out and "sk-live-01" not in out
+        assert out.count(REDACTED) == 3
+        assert out.endswith("other sk-live")  # seven characters: too short to be the key
+        assert redact("token 12345", ["12345"]) == "token ***"
+
     def test_removes_unknown_credentials_by_shape(self) -> None:
         text = "GET /events/v1/batch?token=xyz&a=1 Authorization: Bearer eyJ.abc.def Basic Zm9vOmJhcg=="
         out = redact(text, [])
