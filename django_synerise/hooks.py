@@ -64,7 +64,7 @@ from . import outbox
 from .conf import on_setting_changed, synerise_settings
 from .events import DEDICATED_EVENT_TYPES, CustomEvent, DedicatedEvent, Event, Transaction
 from .exceptions import SyneriseConfigurationError
-from .identity import is_admin_request, resolve_client, user_client
+from .identity import is_admin_request, may_track, resolve_client, user_client
 from .models import OutboxEvent
 
 __all__ = [
@@ -565,6 +565,8 @@ def _auth_event(
             return None
         if request is not None and is_admin_request(request):
             return None  # staff signing in to the admin are not the shop's customers
+        if not may_track(request):
+            return None  # CONSENT, Sec-GPC or DNT refused
         # A request adds the visitor's cookie UUID (and lets CLIENT_RESOLVER decide).
         # resolve_client, not get_client: its errors are logged below, with the action.
         client = (

@@ -200,3 +200,17 @@ def test_admin_logins_are_not_customer_logins(visitor: Client) -> None:
     # The same user signing in on the site is tracked as before.
     assert visitor.login(username="staff", password="pw-staff-123")
     assert OutboxEvent.objects.filter(action="client.login").count() == 1
+
+
+def refuse_consent(request: Any) -> bool:
+    return False
+
+
+@pytest.mark.django_db
+def test_auth_events_honour_consent(visitor: Client) -> None:
+    """Before: page visits stopped for a refusing visitor, logins were still sent."""
+    User.objects.create_user("ann", "ann@example.com", "pw-ann-12345")
+    with synerise(CONSENT="tests.test_hooks_auth.refuse_consent"):
+        assert visitor.login(username="ann", password="pw-ann-12345")
+        visitor.logout()
+    assert not OutboxEvent.objects.filter(action__in=["client.login", "client.logout"]).exists()
