@@ -206,7 +206,8 @@ def test_without_prometheus_client_nothing_is_imported():
         import django
         django.setup()
         from django_synerise import signals, tracking  # noqa: F401
-        signals.send_robust(signals.events_dropped, events=[], reason="test")
+        from django_synerise.models import OutboxEvent
+        signals.send_robust(signals.events_dropped, OutboxEvent, events=[], reason="test")
         assert "django_synerise.metrics" not in sys.modules, "metrics imported"
         assert sys.modules["prometheus_client"] is None
         print("ok")
