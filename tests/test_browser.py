@@ -231,14 +231,15 @@ def test_view_click_and_flush(
 
     result = flush(client=build_client())
     assert result.sent == 2
-    batches = [r for r in synerise_stand_in.requests if r.path == "/events/v1/batch"]
+    # ai-compat, the default AI events API: a click carries the single clicked item.
+    batches = [r for r in synerise_stand_in.requests if r.path == "/v4/events/ai-compat/batch"]
     assert len(batches) == 2
-    assert all(r.status == 200 for r in batches)
+    assert all(200 <= r.status < 300 for r in batches)
     by_type = {r.body["eventType"]: r.body["items"] for r in batches}
     assert set(by_type) == {"recommendation.view", "recommendation.click"}
     assert [e["items"] for e in by_type["recommendation.view"]] == [ITEMS]
-    assert [e["items"] for e in by_type["recommendation.click"]] == [["sku-2"]]
-    accepted = synerise_stand_in.events_of(endpoint="ai-batch")
+    assert [e["item"] for e in by_type["recommendation.click"]] == ["sku-2"]
+    accepted = synerise_stand_in.events_of(endpoint="ai-compat-batch")
     assert sorted(e["type"] for e in accepted) == ["recommendation.click", "recommendation.view"]
     assert {r.status for r in ai_rows()} == {"sent"}
 
