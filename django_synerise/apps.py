@@ -29,12 +29,7 @@ class SyneriseConfig(AppConfig):
         django_checks.register(checks.check_forwarded_for, checks.TAG)
         django_checks.register(checks.check_rate_limit_cache, checks.TAG, deploy=True)
         self.ready_errors = []
-        try:
-            hooks.connect_configured_hooks()
-        except SyneriseConfigurationError as err:
-            # A traceback here would stop every command before the checks could
-            # say what to fix; the check reports it instead, with the others.
-            self.ready_errors.append(err)
+        hooks.connect_receivers()
         # Only with the [prometheus] extra: without it, nothing more is imported.
         if find_spec("prometheus_client") is not None:
             from . import metrics

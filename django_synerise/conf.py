@@ -29,6 +29,7 @@ import difflib
 import json
 import math
 import re
+import uuid
 import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -371,10 +372,11 @@ def _user_identifiers(name: str, value: Any) -> dict[str, str]:
     return dict(value)
 
 
-def _model_events(name: str, value: Any) -> list[Any]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, Mapping) for v in value):
-        raise _refuse(name, f"must be a list of dicts, not {value!r}")
-    return list(value)
+def _uuid(name: str, value: Any) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError as err:
+        raise _refuse(name, f"must be a UUID such as str(uuid.uuid4()), not {value!r}") from err
 
 
 @dataclass(frozen=True)
@@ -509,6 +511,11 @@ SECTIONS: dict[str, dict[str, Setting]] = {
             Number(minimum=1024, maximum=ApiLimit("MAX_BATCH_BYTES"), integer=True),
             "Bytes per batch request body.",
         ),
+        "CATALOG_BATCH_SIZE": Setting(
+            1000,
+            Number(minimum=1, maximum=_batch_size_limit, integer=True),
+            "Items per `/catalogs/bags/{catalogId}/items/batch` request (limit not published).",
+        ),
         "TRANSACTION_BATCH_SIZE": Setting(
             100,
             Number(minimum=1, maximum=ApiLimit("TRANSACTION_BATCH_SIZE"), integer=True),
@@ -622,10 +629,23 @@ SECTIONS: dict[str, dict[str, Setting]] = {
             "`None` drops it (see [Tracking](tracking.md)).",
         ),
         "PAGE_VISITS": nested(PAGE_VISIT_SETTINGS, "Page visits recorded by the middleware."),
-        "MODEL_EVENTS": Setting(
-            [],
-            Rule(_model_events, "list of dicts"),
-            "Declarative model hooks (see [Model hooks](model-hooks.md)).",
+        "USER_PROFILES": Setting(
+            False,
+            Boolean(),
+            "Keep the user model's profile (identifiers, first and last name) up to date "
+            "from user saves (see [Profiles](profiles.md)).",
+        ),
+        "IDENTITY_MERGE": Setting(
+            True,
+            Boolean(),
+            "At login and sign-up, merge the visitor's anonymous profile into the "
+            "customer's and reset the tracker's uuid, as Synerise's plugins do.",
+        ),
+        "UUID_NAMESPACE": Setting(
+            "6ba7b810-9dad-11d1-80b4-00c04fd430c8",
+            Rule(_uuid, "a UUID string"),
+            "Namespace of the UUIDv5 of a customer's e-mail, their uuid once logged in "
+            "(default: RFC 4122's DNS namespace, as the Sylius plugin).",
         ),
         "AUTH_EVENTS": nested(
             AUTH_EVENT_SETTINGS, "Built-in auth events, and `hooks.track_registration`."

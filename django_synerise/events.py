@@ -38,9 +38,13 @@ import re
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .exceptions import InvalidEventError
+
+if TYPE_CHECKING:
+    from .catalog import CatalogItem
+    from .profiles import ProfileUpdate, merge_profiles
 
 __all__ = [
     "AI_EVENT_TYPES",
@@ -50,9 +54,11 @@ __all__ = [
     "RESERVED_PARAMS",
     "SEARCH_TYPES",
     "AIEvent",
+    "CatalogItem",
     "CustomEvent",
     "DedicatedEvent",
     "Event",
+    "ProfileUpdate",
     "Transaction",
     "add_to_cart",
     "add_to_favorites",
@@ -61,12 +67,32 @@ __all__ = [
     "dumps",
     "format_time",
     "item_search_click",
+    "merge_profiles",
     "page_visit",
     "product_view",
     "remove_from_cart",
     "shape_ai_payload",
     "source_from_user_agent",
 ]
+
+# Profiles and catalog items live in their own modules (which build on this one);
+# they are imported on first use so that either module can be imported first.
+_ELSEWHERE = {
+    "CatalogItem": "catalog",
+    "ProfileUpdate": "profiles",
+    "merge_profiles": "profiles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _ELSEWHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f"{__package__}.{_ELSEWHERE[name]}"), name)
+    globals()[name] = value
+    return value
+
 
 #: Dedicated v4 endpoints (``/v4/events/<type>``) and the action Synerise gives them.
 DEDICATED_EVENT_TYPES: dict[str, str] = {

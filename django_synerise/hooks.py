@@ -1,59 +1,66 @@
-"""Model and auth signal hooks: Synerise events from saves, deletes, logins and logouts.
+"""Model and auth signal hooks: Synerise events, profiles and catalog items from saves and logins.
 
-Model hooks, three equivalent forms::
+Model hooks, declared once (in ``AppConfig.ready()`` or as a class decorator)::
 
-    from django_synerise import track_model
+    from django_synerise import track_catalog, track_model, track_profile
 
     @track_model(action="review.posted", client=lambda review: {"email": review.email})
     class Review(models.Model): ...
 
-    # or in AppConfig.ready():
+    # in your AppConfig.ready():
     track_model(Order, event_type="transaction", client=order_client, transaction=order_lines)
+    track_profile(Customer, client=lambda c: {"customId": str(c.pk)},
+                  data=lambda c: {"firstName": c.first_name, "city": c.city})
+    track_catalog(Product, catalog="products", key="sku",
+                  value=lambda p: {"title": p.name, "price": p.price})
 
-    # or in settings:
-    SYNERISE = {"MODEL_EVENTS": [
-        {"model": "shop.Order", "event_type": "transaction",
-         "client": "shop.synerise.order_client", "transaction": "shop.synerise.order_lines"},
-    ]}
-
-The event is written by a ``post_save`` / ``post_delete`` receiver, in the same
-database transaction as the save or delete: when the surrounding ``atomic()``
-block rolls back, the event goes with it. (Without a transaction, Django
-commits the save and the event separately, as it does any two statements.)
-The write runs in a savepoint when a transaction is open, so a failed write
-cannot poison the caller's transaction.
+The record is written by a ``post_save`` / ``post_delete`` receiver, in the
+same database transaction as the save or delete: when the surrounding
+``atomic()`` block rolls back, the record goes with it. (Without a
+transaction, Django commits the save and the record separately, as it does any
+two statements.) The write runs in a savepoint when a transaction is open, so
+a failed write cannot poison the caller's transaction.
 
 Django sends no signals for ``QuerySet.update()``, ``bulk_create()`` or
 ``bulk_update()``, and ``loaddata`` saves (``raw=True``) are ignored, so none
-of those produce events. A hook follows Django's signal rules: it fires for
+of those produce records. A hook follows Django's signal rules: it fires for
 saves through that exact class, not its subclasses or proxies.
+
+A profile hook enqueues nothing when the profile Synerise would receive is the
+one last enqueued for the same identifiers (see :func:`track_profile`).
+``SYNERISE["USER_PROFILES"]`` keeps the user model's profile up to date the
+same way.
 
 Auth events (each switchable in ``SYNERISE["AUTH_EVENTS"]``, read when the
 signal arrives): ``user_logged_in`` → dedicated ``logged-in`` event
-(``client.login``), ``user_logged_out`` → ``logged-out`` (``client.logout``),
-both with the user's identifiers and the visitor's cookie UUID, so Synerise
-merges the anonymous history into the profile. ``registered``
-(``client.register``) is one call in your sign-up view:
-:func:`track_registration`.
+(``client.login``), ``user_logged_out`` → ``logged-out`` (``client.logout``).
+``registered`` (``client.register``) is one call in your sign-up view:
+:func:`track_registration`. Before a login or registration event, the
+visitor's anonymous profile is merged into the customer's the way Synerise's
+plugins do it (``SYNERISE["IDENTITY_MERGE"]``, see :func:`identify`).
 
 Errors never break a save or a login: they are logged on
-``django_synerise.hooks`` with the event's action and swallowed, unless
-``SYNERISE["RAISE_ERRORS"]`` is true. A broken ``MODEL_EVENTS`` setting,
-though, raises :class:`~django_synerise.exceptions.SyneriseConfigurationError`
-at start-up.
+``django_synerise.hooks`` with the record's action and swallowed, unless
+``SYNERISE["RAISE_ERRORS"]`` is true.
+
+See docs/model-hooks.md and docs/profiles.md.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import operator
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from django.apps import apps
-from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.core.cache import caches
 from django.db import connections
 from django.db import transaction as db_transaction
 from django.db.models import Model
@@ -61,18 +68,24 @@ from django.db.models.signals import ModelSignal, post_delete, post_save
 from django.http import HttpRequest
 
 from . import outbox
-from .conf import on_setting_changed, synerise_settings
-from .events import DEDICATED_EVENT_TYPES, CustomEvent, DedicatedEvent, Event, Transaction
-from .exceptions import SyneriseConfigurationError
-from .identity import is_admin_request, may_track, resolve_client, user_client
+from .catalog import CatalogItem, catalog_ref
+from .conf import synerise_settings
+from .events import DEDICATED_EVENT_TYPES, CustomEvent, DedicatedEvent, Event, Transaction, dumps
+from .identity import get_cookie_uuid, is_admin_request, may_track, resolve_client, user_client
 from .models import OutboxEvent
+from .profiles import ProfileUpdate, identity_hash, merge_profiles, profile_uuid
 
 __all__ = [
     "CHANGES",
+    "RESET_COOKIE_NAME",
+    "RESET_UUID_ATTRIBUTE",
     "ModelHook",
-    "connect_configured_hooks",
+    "connect_receivers",
+    "identify",
     "registered_hooks",
+    "track_catalog",
     "track_model",
+    "track_profile",
     "track_registration",
     "untrack_model",
 ]
@@ -89,9 +102,14 @@ ParamsFunc = Callable[[Any], Mapping[str, Any] | None]
 WhenFunc = Callable[[Any, bool], bool]
 TransactionFunc = Callable[[Any], Mapping[str, Any]]
 
-_MODEL_EVENT_KEYS = frozenset(
-    {"model", "action", "event_type", "on", "client", "params", "when", "transaction"}
-)
+BuildFunc = Callable[[Any], Event | None]
+
+#: The cookie through which Synerise's web tracker adopts a new uuid on its next page load.
+RESET_COOKIE_NAME = "_snrs_reset_uuid"
+#: The request attribute a login or registration leaves the new uuid in, for the
+#: middleware to set :data:`RESET_COOKIE_NAME` on the response.
+RESET_UUID_ATTRIBUTE = "synerise_reset_uuid"
+
 _DUMMY_CLIENT = {"customId": "validation"}
 
 
@@ -99,17 +117,57 @@ def _raise_errors() -> bool:
     return bool(synerise_settings.RAISE_ERRORS)
 
 
-def _enqueue(event: Event, request: HttpRequest | None = None) -> OutboxEvent | None:
+def _enqueue(
+    event: Event, request: HttpRequest | None = None, *, after: OutboxEvent | None = None
+) -> OutboxEvent | None:
     """Write ``event`` in the caller's transaction, inside a savepoint when one is open.
 
     The savepoint matters on PostgreSQL: a failed INSERT would otherwise abort
     the caller's whole transaction even though we log and swallow the error.
+    ``after``: a row that must be delivered before this one.
     """
     alias = outbox.db_alias()
     if connections[alias].in_atomic_block:
         with db_transaction.atomic(using=alias):
-            return outbox.enqueue(event, request=request)
-    return outbox.enqueue(event, request=request)
+            return outbox.enqueue(event, request=request, after=after)
+    return outbox.enqueue(event, request=request, after=after)
+
+
+# Profiles: enqueue only what Synerise has not been sent ----------------------------------
+
+_PROFILE_DIGEST_TTL = 7 * 24 * 3600
+
+
+def _digest_key(profile: ProfileUpdate) -> str:
+    identifiers = dumps(sorted(profile.client.items()))
+    return (
+        "django_synerise:profile:"
+        + hashlib.blake2b(identifiers.encode(), digest_size=16).hexdigest()
+    )
+
+
+def _enqueue_profile(profile: ProfileUpdate) -> OutboxEvent | None:
+    """Enqueue ``profile`` unless the same profile was the last one enqueued for its identifiers.
+
+    What was last enqueued is kept compactly in Django's cache (the alias of
+    ``SYNERISE["TOKEN_CACHE"]``): a 16-byte digest of the exact payload under a
+    key derived from the identifiers, written only once the row commits, so a
+    rolled-back save never hides a later one. A cache miss (restart, eviction,
+    another process with a local-memory cache) only costs one redundant upsert,
+    which Synerise applies as a no-op.
+    """
+    cache = caches[synerise_settings.TOKEN_CACHE]
+    key = _digest_key(profile)
+    digest = hashlib.blake2b(dumps(profile.to_payload()).encode(), digest_size=16).hexdigest()
+    if cache.get(key) == digest:
+        logger.debug("profile %s unchanged: nothing enqueued", profile.client)
+        return None
+    row = _enqueue(profile)
+    if row is not None:
+        db_transaction.on_commit(
+            lambda: cache.set(key, digest, _PROFILE_DIGEST_TTL), using=outbox.db_alias()
+        )
+    return row
 
 
 @dataclass(frozen=True)
@@ -129,11 +187,16 @@ class ModelHook:
     params: ParamsFunc | None
     when: WhenFunc | None
     transaction: TransactionFunc | None
-    origin: str = "code"
+    #: Builds a profile or catalog record instead of an event (track_profile, track_catalog).
+    build: BuildFunc | None = None
+    #: What the built record is, for logs and the dispatch uid (``catalog.item:name:products``).
+    record_name: str | None = None
 
     @property
     def event_name(self) -> str:
         """The Synerise action this hook produces (``client.register``, ``order.created``)."""
+        if self.record_name is not None:
+            return self.record_name
         if self.event_type == TRANSACTION:
             return "transaction.charge"
         if self.event_type is not None:
@@ -161,6 +224,8 @@ class ModelHook:
         """
         if self.when is not None and not self.when(instance, self.change == "created"):
             return None
+        if self.build is not None:
+            return self.build(instance)
         if self.event_type == TRANSACTION:
             return self._build_transaction(instance)
         client = self._client(instance)
@@ -205,6 +270,8 @@ class ModelHook:
                     instance.pk,
                 )
                 return None
+            if isinstance(event, ProfileUpdate):
+                return _enqueue_profile(event)
             return _enqueue(event)
         except Exception:
             if _raise_errors():
@@ -291,7 +358,6 @@ def _make_hooks(
     params: ParamsFunc | None,
     when: WhenFunc | None,
     transaction: TransactionFunc | None,
-    origin: str,
 ) -> list[ModelHook]:
     model_class = _resolve_model(model)
     if action is not None and event_type is not None:
@@ -322,7 +388,6 @@ def _make_hooks(
             params=_check_callable("params", params),
             when=_check_callable("when", when),
             transaction=_check_callable("transaction", transaction),
-            origin=origin,
         )
         for change in _normalise_on(on)
     ]
@@ -427,12 +492,12 @@ def track_model(
     if model is None:
 
         def decorator(model_class: ModelT) -> ModelT:
-            for hook in _make_hooks(model_class, origin="code", **options):
+            for hook in _make_hooks(model_class, **options):
                 _register(hook)
             return model_class
 
         return decorator
-    hooks = _make_hooks(model, origin="code", **options)
+    hooks = _make_hooks(model, **options)
     for hook in hooks:
         _register(hook)
     return hooks[0].model
@@ -447,110 +512,254 @@ def untrack_model(model: type[Model] | str) -> int:
     return len(removed)
 
 
-def _setting_error(index: int, message: str) -> SyneriseConfigurationError:
-    return SyneriseConfigurationError(
-        f'SYNERISE["MODEL_EVENTS"][{index}] {message}. Fix it in the SYNERISE dict of your '
-        "Django settings."
-    )
-
-
-def _hooks_from_settings() -> list[ModelHook]:
-    hooks: list[ModelHook] = []
-    for index, entry in enumerate(synerise_settings.MODEL_EVENTS):
-        unknown = sorted(set(entry) - _MODEL_EVENT_KEYS)
-        if unknown:
-            raise _setting_error(
-                index,
-                f"has unknown key(s) {', '.join(unknown)}; valid keys are "
-                f"{', '.join(sorted(_MODEL_EVENT_KEYS))}",
+def _record_hooks(
+    model: type[Model] | str,
+    *,
+    name: str,
+    on: str | Iterable[str],
+    when: WhenFunc | None,
+    build: BuildFunc,
+) -> type[Model]:
+    model_class = _resolve_model(model)
+    changes = _normalise_on(on)
+    if "deleted" in changes:
+        raise ValueError(f"on= may name created and updated here, not deleted ({name})")
+    _check_callable("when", when)
+    for change in changes:
+        _register(
+            ModelHook(
+                model=model_class,
+                change=change,
+                action=None,
+                event_type=None,
+                client=None,
+                params=None,
+                when=when,
+                transaction=None,
+                build=build,
+                record_name=name,
             )
-        if "model" not in entry:
-            raise _setting_error(index, 'needs "model": "app_label.ModelName"')
-        options = {
-            key: synerise_settings.import_callable(
-                f'MODEL_EVENTS"][{index}]["{key}', entry.get(key)
-            )
-            for key in ("client", "params", "when", "transaction")
-        }
-        try:
-            hooks.extend(
-                _make_hooks(
-                    entry["model"],
-                    action=entry.get("action"),
-                    event_type=entry.get("event_type"),
-                    on=entry.get("on", ("created",)),
-                    origin="settings",
-                    **options,
-                )
-            )
-        except (TypeError, ValueError) as err:
-            raise _setting_error(index, f"is invalid: {err}") from err
-    return hooks
+        )
+    return model_class
 
 
-def connect_configured_hooks() -> None:
-    """Connect the auth receivers and the hooks of ``SYNERISE["MODEL_EVENTS"]``.
+def track_profile(
+    model: type[Model] | str,
+    *,
+    client: ClientFunc,
+    data: Callable[[Any], Mapping[str, Any] | None],
+    on: str | Iterable[str] = ("created", "updated"),
+    when: WhenFunc | None = None,
+) -> type[Model]:
+    """Keep a Synerise profile up to date from ``model``'s saves (``POST /v4/clients/batch``).
 
-    Called from the app's ``ready()`` and again whenever ``MODEL_EVENTS``
-    changes (``override_settings``): hooks from the previous setting are
-    disconnected first; hooks declared in code are left alone. Raises
-    :class:`~django_synerise.exceptions.SyneriseConfigurationError` for an
-    invalid ``MODEL_EVENTS`` entry, before connecting any of them.
+    Arguments:
+        model: a concrete model class, or ``"app_label.Model"`` once apps are loaded.
+        client: ``f(instance) -> dict | None`` of profile identifiers
+            (``clientId``/``id``, ``customId``, ``uuid``, ``email``); ``None``
+            or ``{}`` skips the save.
+        data: ``f(instance) -> dict | None`` of profile fields (``firstName``,
+            ``city``, ``agreements``, ``attributes`` ...; see
+            :class:`~django_synerise.events.ProfileUpdate`). ``None`` values
+            are left out, never sent as ``null``.
+        on: ``"created"`` and/or ``"updated"``.
+        when: ``f(instance, created) -> bool``: send only when true.
+
+    A save whose profile (identifiers and fields) is the one last enqueued for
+    those identifiers enqueues nothing, so saves that change nothing Synerise
+    sees cost no request. Declaring the same model again replaces the earlier
+    declaration. Raises ``TypeError`` / ``ValueError`` for an invalid
+    declaration, at once. Returns the model.
     """
-    global _applied_model_events
+    _check_callable("client", client)
+    _check_callable("data", data)
+    if client is None or data is None:
+        raise TypeError("track_profile() needs client= and data=, callables of the instance")
+
+    def build(instance: Any) -> ProfileUpdate | None:
+        identifiers = client(instance)
+        if not identifiers:
+            return None
+        return ProfileUpdate(client=identifiers, data=data(instance))
+
+    return _record_hooks(model, name="profile.update", on=on, when=when, build=build)
+
+
+def track_catalog(
+    model: type[Model] | str,
+    *,
+    catalog: int | str,
+    key: str | Callable[[Any], str | int | None],
+    value: Callable[[Any], Mapping[str, Any]],
+    on: str | Iterable[str] = ("created", "updated"),
+    when: WhenFunc | None = None,
+) -> type[Model]:
+    """Keep a Synerise catalog in step with ``model``'s saves (``/catalogs/bags/{id}/items/batch``).
+
+    Arguments:
+        model: a concrete model class, or ``"app_label.Model"``.
+        catalog: the catalog's numeric id, or its name (looked up once at send time).
+        key: the item key: an attribute name (``"sku"``) or ``f(instance) ->
+            str | int | None``; ``None`` skips the save.
+        value: ``f(instance) -> dict`` of the item's properties.
+        on: ``"created"`` and/or ``"updated"``.
+        when: ``f(instance, created) -> bool``: send only when true.
+
+    Each catalog of a model is its own declaration; declaring the same model
+    and catalog again replaces it. To load a whole catalog the first time,
+    use ``manage.py synerise_catalog_load``. Returns the model.
+    """
+    ref = catalog_ref(catalog)
+    _check_callable("value", value)
+    if value is None:
+        raise TypeError("track_catalog() needs value=, a callable(instance) -> dict")
+    key_of: Callable[[Any], Any]
+    if isinstance(key, str):
+        key_of = operator.attrgetter(key)
+    elif callable(key):
+        key_of = key
+    else:
+        raise TypeError(f"key= must be an attribute name or a callable, not {key!r}")
+
+    def build(instance: Any) -> CatalogItem | None:
+        item_key = key_of(instance)
+        if item_key is None or item_key == "":
+            return None
+        return CatalogItem(catalog, key=item_key, value=value(instance))
+
+    return _record_hooks(model, name=f"catalog.item:{ref}", on=on, when=when, build=build)
+
+
+# The user model's profile (SYNERISE["USER_PROFILES"]) ------------------------------------
+
+
+def user_profile(user: Any) -> ProfileUpdate | None:
+    """The profile ``SYNERISE["USER_PROFILES"]`` sends for ``user``, or ``None``.
+
+    Identifiers from ``SYNERISE["USER_IDENTIFIERS"]`` (by default ``customId``
+    = primary key and ``email``), fields ``firstName`` and ``lastName`` from
+    the user's ``first_name`` and ``last_name`` when not empty.
+    """
+    client = user_client(user)
+    if not client:
+        return None
+    data = {
+        "firstName": getattr(user, "first_name", None) or None,
+        "lastName": getattr(user, "last_name", None) or None,
+    }
+    return ProfileUpdate(client=client, data=data)
+
+
+def _on_user_saved(sender: Any, instance: Any, raw: bool = False, **kwargs: Any) -> None:
+    if raw:
+        return
+    try:
+        if not synerise_settings.ENABLED or not synerise_settings.USER_PROFILES:
+            return
+        profile = user_profile(instance)
+        if profile is not None:
+            _enqueue_profile(profile)
+    except Exception:
+        if _raise_errors():
+            raise
+        logger.exception(
+            "django_synerise could not record the profile of user #%s",
+            instance.pk,
+            extra={"synerise_action": "profile.update"},
+        )
+
+
+def connect_receivers() -> None:
+    """Connect the auth receivers and the user-profile receiver (the app's ``ready()``).
+
+    Each reads its settings when its signal arrives, so ``override_settings``
+    needs no reconnecting.
+    """
     user_logged_in.connect(
         _on_user_logged_in, weak=False, dispatch_uid="django_synerise.hooks.logged_in"
     )
     user_logged_out.connect(
         _on_user_logged_out, weak=False, dispatch_uid="django_synerise.hooks.logged_out"
     )
-    with _lock:
-        _applied_model_events = _raw_model_events()
-        hooks = _hooks_from_settings()
-        _disconnect_settings_hooks()
-        for hook in hooks:
-            _register(hook)
+    post_save.connect(
+        _on_user_saved,
+        sender=get_user_model(),
+        weak=False,
+        dispatch_uid="django_synerise.hooks.user_profile",
+    )
 
 
-def _disconnect_settings_hooks() -> None:
-    with _lock:
-        for old in [hook for hook in _hooks.values() if hook.origin == "settings"]:
-            _unregister(old)
+# Identity merge on login and registration ------------------------------------------------
 
 
-_NOT_APPLIED = object()
-# The raw MODEL_EVENTS value the connected hooks came from.
-_applied_model_events: Any = _NOT_APPLIED
+def _tracker_identity_hash(request: HttpRequest) -> int | None:
+    """``identityHash`` from the tracker's ``_snrs_p`` cookie, when it knows who the visitor is."""
+    raw = request.COOKIES.get("_snrs_p") or ""
+    for part in raw.split("&"):
+        key, sep, value = part.partition(":")
+        if sep and key.strip() == "identityHash":
+            try:
+                return int(value.strip())
+            except ValueError:
+                return None
+    return None
 
 
-def _raw_model_events() -> Any:
-    # Read without synerise_settings on purpose: this runs on every SYNERISE
-    # change, and a validated read would cache values and repeat warnings.
-    raw = getattr(settings, "SYNERISE", None)
-    return raw.get("MODEL_EVENTS", []) if isinstance(raw, Mapping) else []
+def _same_person_or_anonymous(request: HttpRequest, previous: str, email: str) -> bool:
+    """Whether the browser's previous uuid may be merged into the profile of ``email``.
+
+    Not when the previous uuid is a UUIDv5 (a uuid this or another site reset
+    at someone's login, and not this e-mail's: that is someone else on a
+    shared browser), nor when the tracker's ``identityHash`` names someone
+    else (the PHP SDK's ``IdentityManager.isMergeRequired``).
+    """
+    if uuid.UUID(previous).version == 5:
+        return False
+    known = _tracker_identity_hash(request)
+    return known is None or known in (identity_hash(email), identity_hash(email.lower()))
 
 
-def _reconnect_on_change() -> None:
-    if not apps.ready:
-        return
-    if _applied_model_events is not _NOT_APPLIED and _raw_model_events() == _applied_model_events:
-        return
-    # conf's own receiver may not have run yet: make sure MODEL_EVENTS is fresh.
-    synerise_settings.reload()
-    try:
-        connect_configured_hooks()
-    except SyneriseConfigurationError:
-        # A broken SYNERISE (perhaps a test of the settings themselves) must not
-        # make override_settings fail here; the error surfaces where it is read.
-        _disconnect_settings_hooks()
-        logger.warning("SYNERISE changed; its MODEL_EVENTS are invalid", exc_info=True)
-    finally:
-        # Leave nothing cached from this early read: settings can still change
-        # without a signal (pytest-django's ``del settings.SYNERISE``).
-        synerise_settings.reload()
+def identify(
+    request: HttpRequest, user: Any, client: Mapping[str, Any]
+) -> tuple[OutboxEvent | None, dict[str, Any]]:
+    """Give a logging-in or signing-up visitor one profile; return ``(merge row, client)``.
 
+    What Synerise's plugins do (PHP SDK ``IdentityManager``, Magento
+    ``UuidManagement``, Sylius ``CustomerLoginProcessor``): the customer's uuid
+    is the UUIDv5 of their e-mail in ``SYNERISE["UUID_NAMESPACE"]``. When the
+    browser's tracker uuid (``_snrs_uuid``) differs from it:
 
-on_setting_changed(_reconnect_on_change)
+    * a ``/v4/clients/batch`` record is enqueued: ``[{uuid: previous, email},
+      {uuid: new, email}]`` when the visitor was anonymous or is the same
+      person, so the anonymous history joins the profile; ``[{uuid: new,
+      email}]`` otherwise (a second person on a shared browser keeps their
+      events out of the first person's profile);
+    * ``request.synerise_reset_uuid`` is set to the new uuid; the middleware
+      sets the ``_snrs_reset_uuid`` cookie from it, and the tracker adopts it.
+
+    The returned client carries the new uuid instead of the cookie's, and the
+    caller enqueues its event *after* the returned row, so the merge reaches
+    Synerise first. Without ``IDENTITY_MERGE`` or an e-mail, nothing changes.
+    """
+    out = dict(client)
+    if not synerise_settings.IDENTITY_MERGE:
+        return None, out
+    email = (user_client(user) or {}).get("email")
+    if not email:
+        return None, out
+    new = profile_uuid(email, synerise_settings.UUID_NAMESPACE)
+    out["uuid"] = new
+    # A sign-up view that logs the new user in identifies twice in one request:
+    # the second time, the uuid the first one reset to is the browser's.
+    previous = getattr(request, RESET_UUID_ATTRIBUTE, None) or get_cookie_uuid(request)
+    if previous == new:
+        return None, out
+    merge_previous = (
+        previous if previous and _same_person_or_anonymous(request, previous, email) else None
+    )
+    row = _enqueue(merge_profiles(email, new, merge_previous))
+    setattr(request, RESET_UUID_ATTRIBUTE, new)
+    return row, out
 
 
 # Auth events ---------------------------------------------------------------------------
@@ -577,7 +786,20 @@ def _auth_event(
         if not client:
             logger.debug("%s skipped: no Synerise identifier", action)
             return None
-        return _enqueue(DedicatedEvent(event_type, client=client), request)
+        after = None
+        if request is not None and event_type in ("logged-in", "registered"):
+            try:
+                after, client = identify(request, user, client)
+            except Exception:
+                # The event still goes, with the cookie's uuid as before.
+                if _raise_errors():
+                    raise
+                logger.exception(
+                    "django_synerise could not merge the visitor's profile before %s",
+                    action,
+                    extra={"synerise_action": "profile.merge"},
+                )
+        return _enqueue(DedicatedEvent(event_type, client=client), request, after=after)
     except Exception:
         if _raise_errors():
             raise

@@ -28,6 +28,8 @@ class OutboxEvent(models.Model):
         EVENT = "event", _("v4 event")
         TRANSACTION = "transaction", _("transaction")
         AI = "ai", _("AI event")
+        PROFILE = "profile", _("profile")
+        CATALOG = "catalog", _("catalog item")
 
     class Status(models.TextChoices):
         PENDING = "pending", _("pending")
@@ -59,6 +61,14 @@ class OutboxEvent(models.Model):
     last_error = models.TextField(blank=True, default="")
     occurred_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
+    wait_for = models.BigIntegerField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "The id of a row that must be delivered (or given up on) before this one: "
+            "a login event waits for its profile merge"
+        ),
+    )
     sent_at = models.DateTimeField(null=True, blank=True)
     dead_at = models.DateTimeField(
         null=True,

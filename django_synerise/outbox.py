@@ -43,7 +43,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django.db import DEFAULT_DB_ALIAS, connections, router, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Count, DateTimeField, Field, Max, Min, Q
+from django.db.models import Count, DateTimeField, Exists, Field, Max, Min, OuterRef, Q
 from django.utils import timezone
 
 from . import signals
@@ -250,10 +250,16 @@ def _insert_one(row: OutboxEvent, alias: str, *, durable: bool = True) -> None:
     row._state.db = alias
 
 
-def _write(rows: list[OutboxEvent], *, durable: bool = True) -> None:
+def _write(
+    rows: list[OutboxEvent], *, durable: bool = True, after: OutboxEvent | None = None
+) -> None:
     alias = db_alias()
 
     def write() -> None:
+        if after is not None:
+            # Read here, not earlier: with the outbox on another database the
+            # earlier row is itself written on commit, just before this one.
+            rows[0].wait_for = after.pk
         if len(rows) == 1:
             _insert_one(rows[0], alias, durable=durable)
         else:
@@ -327,8 +333,19 @@ def before_write(events: Iterable[Event], request: Any = None) -> list[Event]:
     return kept
 
 
-def enqueue(event: Event, *, durable: bool = True, request: Any = None) -> OutboxEvent | None:
+def enqueue(
+    event: Event,
+    *,
+    durable: bool = True,
+    request: Any = None,
+    after: OutboxEvent | None = None,
+) -> OutboxEvent | None:
     """Write one event to the outbox, in the caller's transaction; return the row.
+
+    ``after``: a row enqueued earlier that must be delivered first. This row
+    is not claimed while that one is pending; once it is sent or dead (or
+    deleted), this one goes as usual. Used to send a login event only after
+    the profile merge it relies on.
 
     A rollback of the surrounding ``atomic()`` block removes the event with the
     change that caused it. Returns ``None`` (and writes nothing) when
@@ -351,7 +368,7 @@ def enqueue(event: Event, *, durable: bool = True, request: Any = None) -> Outbo
     if not kept:
         return None
     row = _build_row(kept[0], timezone.now())
-    _write([row], durable=durable)
+    _write([row], durable=durable, after=after)
     return row
 
 
@@ -493,7 +510,9 @@ def claim(
       when its worker died or hung);
     * it comes after ``after`` in ``(next_attempt_at, id)`` order, when given;
     * no other transaction holds its row lock (``SKIP LOCKED`` on PostgreSQL,
-      MySQL and MariaDB: concurrent workers get disjoint rows without waiting).
+      MySQL and MariaDB: concurrent workers get disjoint rows without waiting);
+    * the row it waits for (``wait_for``, see :func:`enqueue`'s ``after``), if
+      any, is no longer pending.
 
     Claimed rows get ``leased_by = owner`` and ``leased_until`` = now +
     ``LEASE_SECONDS``, nothing else. Rows come back in ``(next_attempt_at, id)``
@@ -529,7 +548,7 @@ def claim(
     columns = ("id", "kind", "batch_type", "payload", "size", "attempts", "next_attempt_at")
     due = Q(status=PENDING, next_attempt_at__lte=due_before) & (
         Q(leased_until__isnull=True) | Q(leased_until__lte=now)
-    )
+    ) & _not_waiting()
     if after is not None:
         due &= Q(next_attempt_at__gte=after.due_at) & (
             Q(next_attempt_at__gt=after.due_at) | Q(id__gt=after.id)
@@ -551,6 +570,12 @@ def claim(
             )
             rows = [row for row in rows if row.id in owned]
     return rows
+
+
+def _not_waiting() -> Q:
+    """Rows that wait for no row still pending (the ORM form of the claim's condition)."""
+    waited = OutboxEvent.objects.filter(id=OuterRef("wait_for"), status=PENDING)
+    return Q(wait_for__isnull=True) | Q(~Exists(waited))
 
 
 def _sqlite_has_returning(connection: BaseDatabaseWrapper) -> bool:
@@ -584,7 +609,9 @@ def _claim_returning(
     postgres = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value
     lease = adapt(lease_until)
-    params: list[Any] = [owner, lease, PENDING, adapt(due_before), adapt(now)]
+    # A row waiting for another (a login event for its profile merge) is not
+    # due while that one is pending.
+    params: list[Any] = [owner, lease, PENDING, adapt(due_before), adapt(now), PENDING]
     resume = ""
     # next_attempt_at comes back as fixed-width UTC text (SQLite stores it as
     # text already): only the resume point needs it, and parsing a thousand
@@ -606,7 +633,9 @@ def _claim_returning(
     sql = (
         f"UPDATE {table} SET leased_by = %s, leased_until = %s "
         f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND next_attempt_at <= %s "
-        f"AND (leased_until IS NULL OR leased_until <= %s){resume} "
+        f"AND (leased_until IS NULL OR leased_until <= %s) "
+        f"AND (wait_for IS NULL OR NOT EXISTS (SELECT 1 FROM {table} AS waited "
+        f"WHERE waited.id = {table}.wait_for AND waited.status = %s)){resume} "
         f"ORDER BY next_attempt_at, id LIMIT %s{' FOR UPDATE SKIP LOCKED' if postgres else ''}) "
         f"RETURNING id, kind, batch_type, payload, size, attempts, {returned}"
     )

@@ -102,7 +102,7 @@ def test_settings_must_be_a_dict():
         ("LEASE_SECONDS", 0, "> 0"),
         ("RETAIN_SENT", True, "a number"),
         ("USER_IDENTIFIERS", {"phone": "phone"}, "Synerise identifiers"),
-        ("MODEL_EVENTS", "orders.Order", "list of dicts"),
+        ("UUID_NAMESPACE", "not-a-uuid", "a UUID"),
         ("BEACON_ALLOWED_ORIGINS", "https://a", "list of strings"),
         ("PAGE_VISITS", {"METHOD": ["GET"]}, "METHOD"),
         ("PAGE_VISITS", {"STATUS_CODES": ["200"]}, "STATUS_CODES"),

@@ -13,13 +13,16 @@ from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
 from django_synerise import track_model
-from django_synerise.hooks import track_registration, untrack_model
+from django_synerise.hooks import RESET_COOKIE_NAME, track_registration, untrack_model
 from django_synerise.identity import user_client
 from django_synerise.models import OutboxEvent
+from django_synerise.profiles import identity_hash, profile_uuid
 
 pytestmark = pytest.mark.django_db
 
 UUID = "3e1d2c4b-5a69-4788-9a0b-1c2d3e4f5a6b"
+DNS = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
+ANN_UUID = profile_uuid("ann@example.com", DNS)
 
 
 def synerise(**overrides: Any) -> override_settings:
@@ -49,13 +52,98 @@ def rows(batch_type: str | None = None) -> list[OutboxEvent]:
     return list(queryset)
 
 
-def test_login_sends_logged_in_with_cookie_uuid_and_user(visitor: Client, ann: User) -> None:
-    visitor.post("/producers/auth/sign-in/", {"username": "ann"})
-    [row] = rows()
+def test_login_merges_the_anonymous_uuid_then_sends_logged_in(visitor: Client, ann: User) -> None:
+    response = visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+    merge, row = rows()
+    assert (merge.kind, merge.action) == ("profile", "profile.merge")
+    # The PHP SDK's ProfileMergeDoRequest: the previous uuid first, each with the e-mail.
+    assert merge.body == [
+        {"uuid": UUID, "email": "ann@example.com"},
+        {"uuid": ANN_UUID, "email": "ann@example.com"},
+    ]
     assert (row.kind, row.batch_type, row.action) == ("event", "logged-in", "client.login")
+    assert row.wait_for == merge.pk
     assert row.body["type"] == "logged-in"
     assert "action" not in row.body
+    assert row.body["client"] == {
+        "uuid": ANN_UUID,
+        "customId": str(ann.pk),
+        "email": "ann@example.com",
+    }
+    assert response.cookies[RESET_COOKIE_NAME].value == ANN_UUID
+
+
+def test_login_without_merge_sends_the_cookie_uuid(visitor: Client, ann: User) -> None:
+    with synerise(IDENTITY_MERGE=False):
+        response = visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+    [row] = rows()
+    assert row.wait_for is None
     assert row.body["client"] == {"uuid": UUID, "customId": str(ann.pk), "email": "ann@example.com"}
+    assert RESET_COOKIE_NAME not in response.cookies
+
+
+def test_a_second_person_on_the_browser_is_not_merged_into_the_first(
+    visitor: Client, ann: User
+) -> None:
+    bob = User.objects.create_user("bob", email="bob@example.com")
+    bob_uuid = profile_uuid("bob@example.com", DNS)
+    visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+    visitor.post("/producers/auth/sign-out/")
+    # The tracker adopted Ann's reset uuid; Bob logs in on the same browser.
+    visitor.cookies["_snrs_uuid"] = ANN_UUID
+    del visitor.cookies[RESET_COOKIE_NAME]
+    OutboxEvent.objects.all().delete()
+    response = visitor.post("/producers/auth/sign-in/", {"username": "bob"})
+    identify, login = rows()
+    assert (identify.action, identify.body) == (
+        "profile.identify",
+        [{"uuid": bob_uuid, "email": "bob@example.com"}],
+    )
+    assert login.body["client"]["uuid"] == bob_uuid
+    assert ANN_UUID not in login.payload + identify.payload
+    assert response.cookies[RESET_COOKIE_NAME].value == bob_uuid
+
+
+def test_the_trackers_identity_hash_decides_same_person(visitor: Client, ann: User) -> None:
+    # Someone else identified on this browser (the tracker's _snrs_p says so): no merge.
+    visitor.cookies["_snrs_p"] = f"host:shop&identityHash:{identity_hash('eve@example.com')}"
+    visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+    assert rows()[0].body == [{"uuid": ANN_UUID, "email": "ann@example.com"}]
+    # The same person: merged.
+    OutboxEvent.objects.all().delete()
+    visitor.cookies["_snrs_p"] = f"host:shop&identityHash:{identity_hash('ann@example.com')}"
+    visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+    assert rows()[0].body[0] == {"uuid": UUID, "email": "ann@example.com"}
+
+
+def test_login_already_on_the_customers_uuid_merges_nothing(ann: User) -> None:
+    browser = Client()
+    browser.cookies["_snrs_uuid"] = ANN_UUID
+    response = browser.post("/producers/auth/sign-in/", {"username": "ann"})
+    [row] = rows()
+    assert row.body["client"]["uuid"] == ANN_UUID
+    assert RESET_COOKIE_NAME not in response.cookies
+
+
+def test_first_visit_login_gives_the_tracker_the_customers_uuid(ann: User) -> None:
+    response = Client().post("/producers/auth/sign-in/", {"username": "ann"})
+    identify, login = rows()
+    assert identify.body == [{"uuid": ANN_UUID, "email": "ann@example.com"}]
+    assert login.wait_for == identify.pk
+    assert response.cookies[RESET_COOKIE_NAME].value == ANN_UUID
+
+
+def test_the_uuid_namespace_is_a_setting(visitor: Client, ann: User) -> None:
+    namespace = "ea1c3a9d-64a6-45d0-a70c-d2a055f350d3"
+    with synerise(UUID_NAMESPACE=namespace):
+        visitor.post("/producers/auth/sign-in/", {"username": "ann"})
+    assert rows()[1].body["client"]["uuid"] == profile_uuid("ann@example.com", namespace)
+
+
+def test_no_consent_no_login_event_no_merge_no_cookie(visitor: Client, ann: User) -> None:
+    response = visitor.post("/producers/auth/sign-in/", {"username": "ann"}, HTTP_SEC_GPC="1")
+    assert rows() == []
+    assert RESET_COOKIE_NAME not in response.cookies
 
 
 def test_logout_sends_logged_out(visitor: Client, ann: User) -> None:
@@ -63,6 +151,7 @@ def test_logout_sends_logged_out(visitor: Client, ann: User) -> None:
     visitor.post("/producers/auth/sign-out/")
     [row] = rows("logged-out")
     assert row.action == "client.logout"
+    assert row.wait_for is None
     assert row.body["client"] == {"uuid": UUID, "customId": str(ann.pk), "email": "ann@example.com"}
 
 
@@ -83,17 +172,25 @@ def test_auth_events_are_switchable_at_signal_time(visitor: Client, ann: User) -
     with auth_switches(LOGGED_IN=True, LOGGED_OUT=False):
         visitor.post("/producers/auth/sign-in/", {"username": "ann"})
         visitor.post("/producers/auth/sign-out/")
-    assert [row.batch_type for row in rows()] == ["logged-out", "logged-in"]
+    assert [row.batch_type for row in rows()] == ["logged-out", "profile", "logged-in"]
 
 
 def test_sign_up_view_one_liner(visitor: Client) -> None:
     visitor.post("/producers/auth/sign-up/", {"username": "new", "email": "new@example.com"})
     user = User.objects.get(username="new")
-    assert [row.batch_type for row in rows()] == ["registered", "logged-in"]
-    registered = rows("registered")[0]
+    # One merge: the login right after the sign-up finds the uuid already reset.
+    assert [row.batch_type for row in rows()] == ["profile", "registered", "logged-in"]
+    merge, registered, logged_in = rows()
+    new_uuid = profile_uuid("new@example.com", DNS)
+    assert merge.body == [
+        {"uuid": UUID, "email": "new@example.com"},
+        {"uuid": new_uuid, "email": "new@example.com"},
+    ]
+    assert registered.wait_for == merge.pk
+    assert logged_in.wait_for is None
     assert registered.action == "client.register"
     assert registered.body["client"] == {
-        "uuid": UUID,
+        "uuid": new_uuid,
         "customId": str(user.pk),
         "email": "new@example.com",
     }

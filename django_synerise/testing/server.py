@@ -776,6 +776,120 @@ def _is_utf8_text_plain(media_type: str, parameters: str) -> bool:
     return True
 
 
+# -- profiles and catalogs --------------------------------------------------------------
+# From the PHP SDK's generated models (lib/V4/Models/CreateClientRequestBody.php,
+# Agreements.php; lib/Catalogs/Models/AddItem.php), copied rather than imported for
+# the same reason as the event vocabulary above.
+
+PROFILES_PATH = "/v4/clients/batch"
+CATALOGS_PATH = "/catalogs/bags"
+_CATALOG_ITEMS_RE = re.compile(r"/catalogs/bags/([^/]+)/items/batch\Z")
+_PROFILE_IDENTIFIERS = ("clientId", "customId", "uuid", "email")
+_PROFILE_TEXT = frozenset(
+    {
+        "address",
+        "avatarUrl",
+        "city",
+        "company",
+        "displayName",
+        "firstName",
+        "lastName",
+        "province",
+        "zipCode",
+        "countryCode",
+        "phone",
+    }
+)
+_PROFILE_KEYS = (
+    frozenset(_PROFILE_IDENTIFIERS)
+    | _PROFILE_TEXT
+    | {"agreements", "attributes", "birthDate", "sex", "tags"}
+)
+_AGREEMENT_KEYS = frozenset({"bluetooth", "email", "push", "rfid", "sms", "webPush", "wifi"})
+_SEXES = frozenset({"FEMALE", "MALE", "NOT_SPECIFIED", "OTHER"})
+_PHONE_RE = re.compile(r"(\+[0-9 \-()/]{6,19}|[0-9 \-()/]{6,20})\Z")
+_BIRTH_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
+
+
+def _check_profile(item: Any, at: str, errors: Errors) -> None:
+    """One flat profile of ``/v4/clients/batch``: identifiers and fields side by side."""
+    if type(item) is not dict:
+        errors.append((at.rstrip(".") or "profile", "must be an object"))
+        return
+    if "id" in item:
+        errors.append((at + "id", "is not a profile field: the numeric identifier is clientId"))
+    if "client" in item:
+        errors.append((at + "client", "profiles are flat: put identifiers beside the fields"))
+    unknown = sorted(set(item) - _PROFILE_KEYS - {"id", "client"})
+    for key in unknown:
+        errors.append((at + key, "is not a profile field"))
+    if not any(key in item for key in _PROFILE_IDENTIFIERS):
+        errors.append((at.rstrip(".") or "profile", "needs one of clientId, customId, uuid, email"))
+    for key, value in item.items():
+        where = at + key
+        if key == "clientId":
+            if type(value) is not int or value <= 0:
+                errors.append((where, "must be a positive integer"))
+        elif key in ("customId", "uuid", "email") or key in _PROFILE_TEXT:
+            if type(value) is not str or (key in _PROFILE_IDENTIFIERS and not value.strip()):
+                errors.append(
+                    (
+                        where,
+                        "must be a non-empty string"
+                        if key in _PROFILE_IDENTIFIERS
+                        else "must be a string",
+                    )
+                )
+            elif "\x00" in value:
+                errors.append((where, "must not contain NUL"))
+            elif key == "uuid" and not _UUID_RE.match(value):
+                errors.append((where, f"is not a UUID: {value!r}"))
+            elif key == "email" and "@" not in value:
+                errors.append((where, f"is not an email address: {value!r}"))
+            elif key == "phone" and not _PHONE_RE.match(value):
+                errors.append((where, f"is not a phone number: {value!r}"))
+        elif key == "birthDate":
+            valid = type(value) is str and _BIRTH_DATE_RE.match(value) is not None
+            if valid:
+                try:
+                    valid = dt.date.fromisoformat(value) > dt.date(1900, 1, 1)
+                except ValueError:
+                    valid = False
+            if not valid:
+                errors.append((where, "must be a date yyyy-mm-dd later than 1900-01-01"))
+        elif key == "sex":
+            if value not in _SEXES:
+                errors.append((where, f"must be one of {', '.join(sorted(_SEXES))}"))
+        elif key == "tags":
+            if type(value) is not list or any(type(tag) is not str for tag in value):
+                errors.append((where, "must be an array of strings"))
+        elif key == "agreements":
+            if type(value) is not dict:
+                errors.append((where, "must be an object of booleans"))
+                continue
+            for name, flag in value.items():
+                if name not in _AGREEMENT_KEYS:
+                    errors.append((f"{where}.{name}", "is not an agreement"))
+                elif type(flag) is not bool:
+                    errors.append((f"{where}.{name}", "must be true or false"))
+        elif key == "attributes" and type(value) is not dict:
+            errors.append((where, "must be an object"))
+
+
+def _check_catalog_item(item: Any, at: str, errors: Errors) -> None:
+    """One ``{"itemKey": ..., "value": {...}}`` of a catalog items batch."""
+    if type(item) is not dict:
+        errors.append((at.rstrip(".") or "item", "must be an object"))
+        return
+    for key in sorted(set(item) - {"itemKey", "value"}):
+        errors.append((at + key, "is not a field of a catalog item (itemKey, value)"))
+    key = item.get("itemKey")
+    if type(key) is not str or not key.strip():
+        errors.append((at + "itemKey", "is required: a non-empty string"))
+    if type(item.get("value")) is not dict:
+        errors.append((at + "value", "is required: an object (may be empty)"))
+
+
 def _error_body(status: int, message: str, path: str, errors: Errors) -> bytes:
     return json.dumps(
         {
@@ -997,6 +1111,9 @@ class LocalSynerise:
             API accepts that is not documented, hence the option; turned off, the
             AI endpoints want ``application/json`` like the v4 ones (else 415).
             The v4 event, transaction and login endpoints always do.
+        catalogs: the workspace's catalogs, name -> numeric id, for
+            ``GET /catalogs/bags?searchBy=`` and the items batch endpoint (more
+            with :meth:`add_catalog`).
         verbose: log each request to stderr.
 
     Use :meth:`start`/:meth:`stop` or ``with``. All recording attributes are
@@ -1018,6 +1135,7 @@ class LocalSynerise:
         max_batch_items: int = 1000,
         max_body_bytes: int = 1_000_000,
         ai_text_plain: bool = True,
+        catalogs: Mapping[str, int] | None = None,
         verbose: bool = False,
     ) -> None:
         if record not in ("full", "salts", "count"):
@@ -1034,11 +1152,17 @@ class LocalSynerise:
         self.ai_text_plain = ai_text_plain
         self.verbose = verbose
         #: Success status per endpoint family; tests may change it at any time.
-        self.success_status: dict[str, int] = {"events": 202, "transactions": 202, "ai": 200}
+        self.success_status: dict[str, int] = {
+            "events": 202,
+            "transactions": 202,
+            "ai": 200,
+            "profiles": 202,
+            "catalogs": 200,
+        }
         for family, status in (success_status or {}).items():
             if family not in self.success_status:
                 raise ValueError(
-                    f"unknown endpoint family {family!r}; use events, transactions, ai"
+                    f"unknown endpoint family {family!r}; use {', '.join(self.success_status)}"
                 )
             if not 200 <= status < 300:
                 raise ValueError(f"a success status must be 2xx, not {status}")
@@ -1066,6 +1190,10 @@ class LocalSynerise:
         self.logins = 0
         self._summary: dict[str, collections.Counter[str]] = {}
         self._count = 0
+        #: Catalogs of the workspace, name -> numeric id (see :meth:`add_catalog`).
+        self.catalogs: dict[str, int] = {}
+        for name, catalog_id in (catalogs or {}).items():
+            self.add_catalog(name, catalog_id)
 
     # -- life cycle ---------------------------------------------------------------------
 
@@ -1496,7 +1624,12 @@ class LocalSynerise:
         authorization: str,
         state: dict[str, Any],
     ) -> _Reply:
-        if path == LOGIN_PATH:
+        if path == PROFILES_PATH or path.startswith(CATALOGS_PATH):
+            family, kind = self._profiles_or_catalogs_route(method, path)
+            if method == "GET":
+                self._check_v4_auth(authorization)
+                return self._catalog_search(query)
+        elif path == LOGIN_PATH:
             family, kind = "auth", ""
         elif path.startswith("/v4/events/ai-compat/"):
             family, kind = "ai", path[len("/v4/events/ai-compat/") :]
@@ -1524,8 +1657,9 @@ class LocalSynerise:
             self._check_v4_auth(authorization)
         compat = path.startswith("/v4/events/ai-compat/")
         # The AI endpoints authenticate with a tracker key, as browsers call them,
-        # and document no Api-Version header; every other call needs one.
-        if family != "ai":
+        # and document no Api-Version header (nor does the catalogs API); every
+        # other call needs one.
+        if family not in ("ai", "catalogs"):
             version = headers.get("Api-Version")
             if not version:
                 raise _Rejected(400, "Missing required header: Api-Version (e.g. 4.4)")
@@ -1559,6 +1693,10 @@ class LocalSynerise:
                 raise _Rejected(400, self._invalid_message(nulls), nulls)
         if family == "auth":
             return self._login(parsed)
+        if family == "profiles":
+            return self._profiles(parsed)
+        if family == "catalogs":
+            return self._catalog_items(kind, parsed)
         if family == "events":
             return self._v4_events(kind, parsed)
         if family == "transactions":
@@ -1756,10 +1894,103 @@ class LocalSynerise:
         )
         return self._success("ai")
 
+    # -- profiles and catalogs ----------------------------------------------------------
+
+    def add_catalog(self, name: str, catalog_id: int | None = None) -> int:
+        """Create a catalog named ``name`` (id ``catalog_id`` or the next free one); return its id."""
+        with self._lock:
+            if catalog_id is None:
+                catalog_id = max(self.catalogs.values(), default=100) + 1
+            if type(catalog_id) is not int or catalog_id <= 0:
+                raise ValueError(f"a catalog id is a positive integer, not {catalog_id!r}")
+            self.catalogs[name] = catalog_id
+        return catalog_id
+
+    def profiles(self) -> list[dict[str, Any]]:
+        """Profiles accepted by ``/v4/clients/batch``, in arrival order (``record="full"``)."""
+        return [event["body"] for event in self.events_of(endpoint="clients-batch")]
+
+    def catalog_items(self, catalog_id: int | None = None) -> list[dict[str, Any]]:
+        """Catalog items accepted, each ``{"catalogId", "itemKey", "value"}`` (``record="full"``)."""
+        return [
+            {"catalogId": int(event["type"].partition(":")[2]), **event["body"]}
+            for event in self.events_of(endpoint="catalog-items-batch")
+            if catalog_id is None or event["type"] == f"catalog:{catalog_id}"
+        ]
+
+    @staticmethod
+    def _profiles_or_catalogs_route(method: str, path: str) -> tuple[str, str]:
+        if path == PROFILES_PATH:
+            return "profiles", ""
+        if path == CATALOGS_PATH:
+            if method != "GET":
+                raise _Rejected(405, f"Request method {method!r} not supported here; use GET")
+            return "catalogs", "search"
+        match = _CATALOG_ITEMS_RE.match(path)
+        if match is None:
+            raise _Rejected(404, f"No such endpoint: {path}")
+        return "catalogs", match.group(1)
+
+    def _catalog_search(self, query: dict[str, str]) -> _Reply:
+        # Synerise searches catalog names (and their authors' names) for the text.
+        text = query.get("searchBy", "").lower()
+        with self._lock:
+            found = [
+                {"id": catalog_id, "name": name}
+                for name, catalog_id in sorted(self.catalogs.items(), key=lambda kv: kv[1])
+                if text in name.lower()
+            ]
+        body = {"data": found, "metaData": {"count": len(found)}}
+        return _Reply(200, json.dumps(body).encode())
+
+    def _profiles(self, parsed: Any) -> _Reply:
+        items = self._batch_items(parsed, "profiles")
+        errors: Errors = []
+        for index, item in enumerate(items):
+            _check_profile(item, f"[{index}].", errors)
+            if len(errors) >= _MAX_ERRORS:
+                break
+        if errors:
+            raise _Rejected(400, self._invalid_message(errors), errors)
+        self._check_predicates(items, lambda index: f"[{index}]")
+        self._accept(
+            "clients-batch",
+            [("profile", "client.update", None, None, False, item) for item in items],
+        )
+        return self._success("profiles")
+
+    def _catalog_items(self, catalog: str, parsed: Any) -> _Reply:
+        if not catalog.isdigit() or catalog.startswith("0"):
+            raise _Rejected(
+                400,
+                f"catalogId must be a number, not {catalog!r}",
+                [("catalogId", "must be a positive integer: look the id up by name first")],
+            )
+        with self._lock:
+            known = int(catalog) in self.catalogs.values()
+        if not known:
+            raise _Rejected(404, f"Catalog {catalog} not found")
+        items = self._batch_items(parsed, "catalog items")
+        errors: Errors = []
+        for index, item in enumerate(items):
+            _check_catalog_item(item, f"[{index}].", errors)
+            if len(errors) >= _MAX_ERRORS:
+                break
+        if errors:
+            raise _Rejected(400, self._invalid_message(errors), errors)
+        self._check_predicates(items, lambda index: f"[{index}]")
+        self._accept(
+            "catalog-items-batch",
+            [(f"catalog:{catalog}", "catalog.item", None, None, False, item) for item in items],
+        )
+        return self._success("catalogs")
+
     def _success(self, family: str) -> _Reply:
         status = self.success_status[family]
         # v4 calls answer with no body; the AI API with an empty object. 204 never has a body.
         body = b"{}" if family == "ai" and status != 204 else b""
+        if family == "catalogs" and status != 204:
+            body = b"true"  # the SDK reads the items batch answer as a boolean
         return _Reply(status, body)
 
     def _accept(
