@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
 from django.apps import apps
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.core.cache import caches
@@ -65,7 +66,7 @@ from django.db import connections
 from django.db import transaction as db_transaction
 from django.db.models import Model
 from django.db.models.signals import ModelSignal, post_delete, post_save
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBase
 
 from . import outbox
 from .catalog import CatalogItem, catalog_ref
@@ -83,6 +84,7 @@ __all__ = [
     "connect_receivers",
     "identify",
     "registered_hooks",
+    "set_reset_cookie",
     "track_catalog",
     "track_model",
     "track_profile",
@@ -150,23 +152,28 @@ def _enqueue_profile(profile: ProfileUpdate) -> OutboxEvent | None:
     """Enqueue ``profile`` unless the same profile was the last one enqueued for its identifiers.
 
     What was last enqueued is kept compactly in Django's cache (the alias of
-    ``SYNERISE["TOKEN_CACHE"]``): a 16-byte digest of the exact payload under a
-    key derived from the identifiers, written only once the row commits, so a
-    rolled-back save never hides a later one. A cache miss (restart, eviction,
-    another process with a local-memory cache) only costs one redundant upsert,
-    which Synerise applies as a no-op.
+    ``SYNERISE["TOKEN_CACHE"]``), under a key derived from the identifiers: a
+    16-byte digest of the exact payload, followed by the row's id until that
+    row's transaction commits. A digest that still carries a row id only
+    counts while that row exists, so a rolled-back save never hides a later
+    one. A cache miss (restart, eviction, another process with a local-memory
+    cache) only costs one redundant upsert, which Synerise applies as a no-op.
     """
     cache = caches[synerise_settings.TOKEN_CACHE]
+    alias = outbox.db_alias()
     key = _digest_key(profile)
     digest = hashlib.blake2b(dumps(profile.to_payload()).encode(), digest_size=16).hexdigest()
-    if cache.get(key) == digest:
+    known, _, pending_id = str(cache.get(key) or "").partition(":")
+    if known == digest and (
+        not pending_id or OutboxEvent.objects.using(alias).filter(pk=int(pending_id)).exists()
+    ):
         logger.debug("profile %s unchanged: nothing enqueued", profile.client)
         return None
     row = _enqueue(profile)
     if row is not None:
-        db_transaction.on_commit(
-            lambda: cache.set(key, digest, _PROFILE_DIGEST_TTL), using=outbox.db_alias()
-        )
+        if row.pk is not None:
+            cache.set(key, f"{digest}:{row.pk}", _PROFILE_DIGEST_TTL)
+        db_transaction.on_commit(lambda: cache.set(key, digest, _PROFILE_DIGEST_TTL), using=alias)
     return row
 
 
@@ -719,6 +726,32 @@ def _same_person_or_anonymous(request: HttpRequest, previous: str, email: str) -
     return known is None or known in (identity_hash(email), identity_hash(email.lower()))
 
 
+def set_reset_cookie(request: HttpRequest, response: HttpResponseBase) -> bool:
+    """Set ``_snrs_reset_uuid`` on ``response`` when a login or sign-up reset the visitor's uuid.
+
+    Synerise's web tracker reads the cookie on the next page load and adopts
+    its uuid (hub.synerise.com/developers/web/uuids). The cookie is readable
+    by scripts (the tracker must read it), ``SameSite=Lax``, secure on HTTPS,
+    for a year like the Magento plugin's, on ``SESSION_COOKIE_DOMAIN``.
+    ``PageVisitMiddleware`` calls this for every response; a site without it
+    calls it from its own middleware. Returns whether a cookie was set.
+    """
+    new = getattr(request, RESET_UUID_ATTRIBUTE, None)
+    if not new:
+        return False
+    response.set_cookie(
+        RESET_COOKIE_NAME,
+        new,
+        max_age=365 * 24 * 3600,
+        path="/",
+        domain=django_settings.SESSION_COOKIE_DOMAIN,
+        secure=request.is_secure(),
+        httponly=False,
+        samesite="Lax",
+    )
+    return True
+
+
 def identify(
     request: HttpRequest, user: Any, client: Mapping[str, Any]
 ) -> tuple[OutboxEvent | None, dict[str, Any]]:
@@ -786,10 +819,14 @@ def _auth_event(
         if not client:
             logger.debug("%s skipped: no Synerise identifier", action)
             return None
+        # Built first: an invalid client must not leave a merge behind.
+        event = DedicatedEvent(event_type, client=client)
         after = None
         if request is not None and event_type in ("logged-in", "registered"):
             try:
-                after, client = identify(request, user, client)
+                after, merged = identify(request, user, client)
+                if merged != event.client:
+                    event = DedicatedEvent(event_type, client=merged)
             except Exception:
                 # The event still goes, with the cookie's uuid as before.
                 if _raise_errors():
@@ -799,7 +836,7 @@ def _auth_event(
                     action,
                     extra={"synerise_action": "profile.merge"},
                 )
-        return _enqueue(DedicatedEvent(event_type, client=client), request, after=after)
+        return _enqueue(event, request, after=after)
     except Exception:
         if _raise_errors():
             raise

@@ -35,6 +35,7 @@ from .bots import is_automation, is_bot
 from .conf import on_setting_changed, parse_throttle_rate, synerise_settings
 from .events import page_visit
 from .exceptions import SyneriseConfigurationError
+from .hooks import set_reset_cookie
 from .identity import is_admin_request, may_track, resolve_client
 from .ratelimit import client_address, hit
 from .titles import title_from_response
@@ -417,6 +418,7 @@ class PageVisitMiddleware:
         arrived = dt.datetime.now(dt.timezone.utc)
         response: Response = self.get_response(request)
         try:
+            set_reset_cookie(request, response)
             if should_track(request, response):
                 record_page_visit(request, response, arrived)
         except Exception:
@@ -429,6 +431,7 @@ class PageVisitMiddleware:
         arrived = dt.datetime.now(dt.timezone.utc)
         response: Response = await self.get_response(request)
         try:
+            set_reset_cookie(request, response)
             if should_track(request, response):
                 await sync_to_async(record_page_visit)(request, response, arrived)
         except Exception:

@@ -1,4 +1,4 @@
-"""Model hooks: track_model() as decorator, function and setting; transactions; errors."""
+"""Model hooks: track_model() as decorator and function; transactions; profiles; catalog; errors."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import connection, models, transaction
 from django.test import override_settings
+from django.utils import timezone
 
 from django_synerise import track_model
+from django_synerise.conf import synerise_settings
 from django_synerise.exceptions import SyneriseConfigurationError
-from django_synerise.hooks import connect_configured_hooks, registered_hooks, untrack_model
+from django_synerise.hooks import registered_hooks, track_catalog, track_profile, untrack_model
 from django_synerise.models import OutboxEvent
 from tests.testapp.models import TrackedNote, TrackedPurchase, TrackedReview
 
@@ -299,99 +302,114 @@ def test_disabled_writes_nothing() -> None:
     assert rows() == []
 
 
-# Settings form -------------------------------------------------------------------------
-
-MODEL_EVENTS = [
-    {
-        "model": "testapp.TrackedReview",
-        "action": "review.posted",
-        "on": ["created"],
-        "client": "tests.test_hooks.review_client",
-        "params": "tests.test_hooks.review_params",
-        "when": "tests.test_hooks.only_published",
-    },
-    {
-        "model": "testapp.TrackedPurchase",
-        "event_type": "transaction",
-        "client": "tests.test_hooks.purchase_client",
-        "transaction": "tests.test_hooks.purchase_lines",
-    },
-]
+# MODEL_EVENTS was removed: track_model() in AppConfig.ready() is the one form -----------
 
 
-def test_settings_form_connects_and_disconnects_with_the_setting() -> None:
-    with synerise(MODEL_EVENTS=MODEL_EVENTS):
-        TrackedReview.objects.create(email="bob@example.com", stars=5, published=True)
-        TrackedReview.objects.create(email="bob@example.com", stars=1, published=False)
-        TrackedPurchase.objects.create(email="eve@example.com", sku="S", price=Decimal("2.50"))
-        assert [(row.action, row.kind) for row in rows()] == [
-            ("review.posted", "event"),
-            ("transaction.charge", "transaction"),
-        ]
-        assert rows()[0].body["params"] == {"stars": 5}
-    TrackedReview.objects.create(email="bob@example.com", published=True)
+def test_the_removed_model_events_setting_is_refused_with_the_valid_keys() -> None:
+    with synerise(MODEL_EVENTS=[{"model": "testapp.TrackedReview"}]):
+        with pytest.raises(SyneriseConfigurationError, match=r"Unknown key\(s\).*MODEL_EVENTS"):
+            synerise_settings.ENABLED
+
+
+# Profiles and catalog items from saves --------------------------------------------------
+
+
+def review_profile(review: TrackedReview) -> dict[str, Any]:
+    return {"attributes": {"stars": review.stars, "published": review.published}}
+
+
+def test_track_profile_upserts_on_create_and_update() -> None:
+    track_profile(TrackedReview, client=review_client, data=review_profile)
+    review = TrackedReview.objects.create(email="ann@example.com", stars=4)
+    review.stars = 2
+    review.save()
+    first, second = rows()
+    assert (first.kind, first.action) == ("profile", "profile.update")
+    assert first.body == {
+        "email": "ann@example.com",
+        "attributes": {"stars": 4, "published": False},
+    }
+    assert second.body["attributes"]["stars"] == 2
+
+
+def test_a_save_that_changes_nothing_synerise_sees_enqueues_nothing() -> None:
+    track_profile(TrackedReview, client=review_client, data=review_profile)
+    review = TrackedReview.objects.create(email="ann@example.com", stars=4)
+    review.save()
+    review.save(update_fields=["stars"])
+    assert len(rows()) == 1
+    review.published = True
+    review.save()
     assert len(rows()) == 2
 
 
-def test_settings_hooks_leave_code_hooks_alone() -> None:
-    track_model(TrackedReview, action="review.liked", client=review_client)
-    with synerise(MODEL_EVENTS=MODEL_EVENTS):
-        pass
-    TrackedReview.objects.create(email="bob@example.com", published=True)
-    assert [row.action for row in rows()] == ["review.liked"]
+def test_a_rolled_back_save_does_not_hide_the_next_one() -> None:
+    track_profile(TrackedReview, client=review_client, data=review_profile)
+    with pytest.raises(RuntimeError), transaction.atomic():
+        TrackedReview.objects.create(email="bob@example.com", stars=3)
+        raise RuntimeError("rollback")
+    assert rows() == []
+    TrackedReview.objects.create(email="bob@example.com", stars=3)
+    assert len(rows()) == 1
 
 
-@pytest.mark.parametrize(
-    ("entry", "message"),
-    [
-        ({"action": "x.y", "client": "tests.test_hooks.review_client"}, 'needs "model"'),
-        (
-            {"model": "testapp.Nope", "client": "tests.test_hooks.review_client"},
-            "not an installed model",
-        ),
-        ({"model": "testapp.TrackedReview", "client": "tests.nowhere.f"}, "cannot be imported"),
-        (
-            {
-                "model": "testapp.TrackedReview",
-                "client": "tests.test_hooks.review_client",
-                "on": ["saved"],
-            },
-            "on= must name",
-        ),
-        (
-            {
-                "model": "testapp.TrackedReview",
-                "client": "tests.test_hooks.review_client",
-                "colour": 1,
-            },
-            "unknown key",
-        ),
-        ({"model": "testapp.TrackedReview"}, "needs client="),
-        (
-            {
-                "model": "testapp.TrackedReview",
-                "client": "tests.test_hooks.review_client",
-                "event_type": "page-visit",
-            },
-            "neither 'transaction' nor a dedicated type",
-        ),
-        (
-            {
-                "model": "testapp.TrackedReview",
-                "client": "tests.test_hooks.review_client",
-                "action": "transaction.charge",
-            },
-            "cannot be a custom event",
-        ),
-    ],
-)
-def test_invalid_model_events_are_configuration_errors(entry: dict[str, Any], message: str) -> None:
-    with synerise(MODEL_EVENTS=[entry]):
-        with pytest.raises(SyneriseConfigurationError, match=r"MODEL_EVENTS\"\]\[0\]") as info:
-            connect_configured_hooks()
-        assert message in str(info.value)
-        # The broken setting connected nothing.
-        assert not [h for h in registered_hooks() if h.origin == "settings"]
+def test_track_profile_skips_without_identifiers_and_validates_fields(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    track_profile(TrackedReview, client=review_client, data=lambda r: {"phone": "call me"})
+    TrackedReview.objects.create(email="", stars=1)
+    assert rows() == []
+    with synerise(RAISE_ERRORS=False), caplog.at_level(logging.ERROR):
+        TrackedReview.objects.create(email="ann@example.com")
+    assert rows() == []
+    assert "data.phone" in caplog.text
+
+
+def test_track_catalog_sends_items_of_one_catalog() -> None:
+    track_catalog(
+        TrackedPurchase,
+        catalog="products",
+        key="sku",
+        value=lambda p: {"price": p.price, "currency": p.currency},
+    )
+    TrackedPurchase.objects.create(email="x@example.com", sku="S-1", price=Decimal("9.90"))
+    [row] = rows()
+    assert (row.kind, row.batch_type, row.action) == ("catalog", "name:products", "catalog.item")
+    assert row.body == {"itemKey": "S-1", "value": {"price": 9.9, "currency": "PLN"}}
+
+
+def test_two_catalogs_of_one_model_are_two_declarations() -> None:
+    track_catalog(TrackedPurchase, catalog="products", key="sku", value=lambda p: {})
+    track_catalog(TrackedPurchase, catalog=77, key=lambda p: p.pk, value=lambda p: {"sku": p.sku})
+    purchase = TrackedPurchase.objects.create(sku="S-2", price=Decimal("1"))
+    assert sorted(row.batch_type for row in rows()) == ["id:77", "name:products"]
+    assert {row.body["itemKey"] for row in rows()} == {"S-2", str(purchase.pk)}
+
+
+def test_record_hook_declaration_errors() -> None:
+    with pytest.raises(ValueError, match="not deleted"):
+        track_profile(TrackedReview, client=review_client, data=review_profile, on="deleted")
+    with pytest.raises(ValueError, match="catalog"):
+        track_catalog(TrackedPurchase, catalog="", key="sku", value=lambda p: {})
+    with pytest.raises(TypeError, match="key="):
+        track_catalog(TrackedPurchase, catalog=1, key=3, value=lambda p: {})  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="data"):
+        track_profile(TrackedReview, client=review_client, data="nope")  # type: ignore[arg-type]
+
+
+def test_user_profiles_keeps_the_users_profile_up_to_date() -> None:
+    with synerise(USER_PROFILES=True):
+        user = User.objects.create_user("ann", email="ann@example.com", first_name="Ann")
+        user.last_login = timezone.now()
+        user.save(update_fields=["last_login"])  # what every login does: nothing to send
+        user.last_name = "Lee"
+        user.save()
+    first, second = rows()
+    assert first.body == {"customId": str(user.pk), "email": "ann@example.com", "firstName": "Ann"}
+    assert second.body["lastName"] == "Lee"
+    user.first_name = "Anna"
+    user.save()  # the setting is off again
+    assert len(rows()) == 2
 
 
 # Declaration errors ------------------------------------------------------------------

@@ -33,6 +33,14 @@ def auth_switches(**switches: bool) -> override_settings:
     return synerise(AUTH_EVENTS=switches)
 
 
+@pytest.fixture(autouse=True)
+def page_visit_middleware() -> Iterator[None]:
+    # It sets the _snrs_reset_uuid cookie a login leaves on the request.
+    middleware = [*settings.MIDDLEWARE, "django_synerise.middleware.PageVisitMiddleware"]
+    with override_settings(MIDDLEWARE=middleware):
+        yield
+
+
 @pytest.fixture
 def visitor() -> Client:
     client = Client()
@@ -85,7 +93,7 @@ def test_login_without_merge_sends_the_cookie_uuid(visitor: Client, ann: User) -
 def test_a_second_person_on_the_browser_is_not_merged_into_the_first(
     visitor: Client, ann: User
 ) -> None:
-    bob = User.objects.create_user("bob", email="bob@example.com")
+    User.objects.create_user("bob", email="bob@example.com")
     bob_uuid = profile_uuid("bob@example.com", DNS)
     visitor.post("/producers/auth/sign-in/", {"username": "ann"})
     visitor.post("/producers/auth/sign-out/")
