@@ -17,13 +17,24 @@ This module imports nothing from Django.
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from .events import Event, _check_identifier_text, _clean_json
-from .exceptions import InvalidEventError
+from .exceptions import InvalidEventError, RejectedError
 
-__all__ = ["CATALOG_NAME_MAX", "CatalogItem", "catalog_ref"]
+__all__ = ["CATALOG_NAME_MAX", "CatalogItem", "catalog_path", "catalog_ref", "resolve_catalog"]
+
+#: Where catalogs are listed and searched (``GET``, ``searchBy``).
+CATALOGS_PATH = "/catalogs/bags"
+# (API host, catalog name) -> id, found once per process; names not found are
+# asked again after a minute (the catalog may have been created meanwhile).
+_found: dict[tuple[str, str], int] = {}
+_missing: dict[tuple[str, str], float] = {}
+_lock = threading.Lock()
+_MISSING_FOR = 60.0
 
 #: A catalog name is kept in the outbox's ``batch_type`` column (40 characters).
 CATALOG_NAME_MAX = 40
@@ -101,3 +112,52 @@ class CatalogItem(Event):
 
     def __repr__(self) -> str:
         return f"<CatalogItem {self.catalog} {self.key!r}>"
+
+
+def catalog_path(options: Any, group: str) -> str:
+    """``/catalogs/bags/{catalogId}/items/batch`` for a resolved ``"id:123"`` group."""
+    kind, _, value = group.partition(":")
+    if kind != "id" or not value.isdigit():
+        raise ValueError(f"a catalog path needs a numeric catalog id, not {group!r}")
+    return f"{CATALOGS_PATH}/{value}/items/batch"
+
+
+def resolve_catalog(client: Any, group: str) -> str:
+    """``"name:products"`` as ``"id:<its id>"``, looked up once per process; ids pass through.
+
+    ``client`` is a :class:`~django_synerise.client.SyneriseClient` (its
+    ``base_url`` and ``get_json``). Synerise's search (``GET
+    /catalogs/bags?searchBy=``) also matches parts of names and author names,
+    so only a catalog whose name is exactly the one given counts. Raises
+    :class:`~django_synerise.exceptions.RejectedError` when there is none:
+    create the catalog in Synerise, or give its numeric id.
+    """
+    kind, _, name = group.partition(":")
+    if kind != "name":
+        return group
+    key = (str(client.base_url), name)
+    with _lock:
+        if key in _found:
+            return f"id:{_found[key]}"
+        missing_since = _missing.get(key)
+    if missing_since is None or time.monotonic() - missing_since > _MISSING_FOR:
+        answer = client.get_json(CATALOGS_PATH, {"searchBy": name})
+        bags = answer.get("data") if isinstance(answer, Mapping) else None
+        ids = [
+            bag["id"]
+            for bag in bags or []
+            if isinstance(bag, Mapping)
+            and bag.get("name") == name
+            and isinstance(bag.get("id"), int)
+            and not isinstance(bag.get("id"), bool)
+        ]
+        with _lock:
+            if ids:
+                _found[key] = ids[0]
+                _missing.pop(key, None)
+                return f"id:{ids[0]}"
+            _missing[key] = time.monotonic()
+    raise RejectedError(
+        f"Synerise has no catalog named {name!r}: create it, or give the catalog's numeric id",
+        endpoint=CATALOGS_PATH,
+    )

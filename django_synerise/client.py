@@ -36,7 +36,7 @@ import requests
 from .auth import LOGIN_PATH, MemoryTokenCache, TokenCache, WorkspaceTokens, jwt_expiry
 from .endpoints import Endpoint, SendOptions, endpoint_for
 from .events import Event, dumps
-from .exceptions import AuthenticationError
+from .exceptions import AuthenticationError, RetryableError
 from .redaction import install_urllib3_filter, redact
 from .sending import (
     MAX_RESPONSE_CHARS,
@@ -269,6 +269,8 @@ class SyneriseClient:
             return
         if row.grouped_by is not None and not group:
             raise ValueError(f"{row.label} go one {row.grouped_by} per request: pass group=")
+        if row.resolve is not None:
+            group = row.resolve(self, group)
         body = row.body(texts, group, self.options)
         auth: CallAuth = "workspace"
         if row.auth == "ai":
@@ -397,6 +399,39 @@ class SyneriseClient:
                 )
         sender.check(response, path)
         return response
+
+    def get_json(self, path: str, params: Mapping[str, str]) -> Any:
+        """GET ``path`` with the workspace credentials and return the decoded JSON answer.
+
+        For the few lookups sending needs (a catalog's id by name). A refused
+        JWT is replaced once, as in :meth:`post`. Raises a
+        :class:`~django_synerise.exceptions.SyneriseError` subclass for any
+        failure, :class:`RetryableError` for an answer that is not JSON.
+        """
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
+        sender = self.sender
+        token = ""
+        if self.auth == "basic":
+            headers["Authorization"] = f"Basic {self._require_basic_credentials()}"
+        else:
+            token = self.tokens.get()
+            headers["Authorization"] = f"Bearer {token}"
+        query = dict(params)
+        response = sender.post(path, b"", headers, query, None, method="GET")
+        if response.status_code == 401 and token:
+            headers["Authorization"] = f"Bearer {self.tokens.refresh(token)}"
+            response = sender.post(path, b"", headers, query, None, method="GET")
+        if response.status_code == 401:
+            raise sender.failure(
+                AuthenticationError, "Synerise refused the workspace credentials", response, path
+            )
+        sender.check(response, path)
+        try:
+            return response.json()
+        except ValueError as err:
+            raise RetryableError(
+                f"Synerise answered {path} with something that is not JSON", endpoint=path
+            ) from err
 
     def _require_tracker_key(self) -> str:
         if not self._tracker_key:

@@ -29,9 +29,9 @@ import difflib
 import json
 import math
 import re
-import uuid
 import sys
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -511,9 +511,15 @@ SECTIONS: dict[str, dict[str, Setting]] = {
             Number(minimum=1024, maximum=ApiLimit("MAX_BATCH_BYTES"), integer=True),
             "Bytes per batch request body.",
         ),
+        "PROFILE_BATCH_SIZE": Setting(
+            500,
+            Number(minimum=1, maximum=ApiLimit("PROFILE_BATCH_SIZE"), integer=True),
+            "Profile records per `/v4/clients/batch` request; a login's merge record holds "
+            "two profiles, so at most 500 keep a request within Synerise's 1000.",
+        ),
         "CATALOG_BATCH_SIZE": Setting(
             1000,
-            Number(minimum=1, maximum=_batch_size_limit, integer=True),
+            Number(minimum=1, maximum=ApiLimit("CATALOG_BATCH_SIZE"), integer=True),
             "Items per `/catalogs/bags/{catalogId}/items/batch` request (limit not published).",
         ),
         "TRANSACTION_BATCH_SIZE": Setting(

@@ -17,7 +17,18 @@ row (``kind``)          path                         items/request   one request
                         ``/v4/events/ai-compat/      _SIZE``         (shaped for the
                         batch`` or                                   API when sent)
                         ``/events/v1/batch``
+``profile``             ``/v4/clients/batch``        ``PROFILE_      any profiles
+                                                     BATCH_SIZE``
+                                                     (at most 500)
+``catalog``             ``/catalogs/bags/{id}/       ``CATALOG_      one catalog
+                        items/batch``                BATCH_SIZE``
 ======================  ===========================  ==============  ================
+
+A profile record holds one profile, or two for a login's merge (they must
+travel together, in order); its stored JSON array is spliced into the
+request's array when sent, and 500 records keep a request within Synerise's
+1000 profiles. A catalog given by name is turned into its numeric id at send
+time (``resolve``), looked up once per process.
 
 Every request is at most ``MAX_BATCH_BYTES`` (at most 1 MB). The row's name is
 the value stored in ``OutboxEvent.kind`` and the ``kind`` of its record class,
@@ -33,12 +44,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .catalog import catalog_path, resolve_catalog
+
 __all__ = [
     "AI_EVENTS",
     "API_MAX_BYTES",
     "API_MAX_ITEMS",
+    "CATALOG_ITEMS",
     "ENDPOINTS",
     "EVENTS",
+    "PROFILES",
     "TRANSACTIONS",
     "Endpoint",
     "SendOptions",
@@ -103,6 +118,9 @@ class Endpoint:
         shape: send-time shaping of one stored payload (JSON text in, JSON
             text out) for its group key and the current :class:`SendOptions`;
             ``None`` sends the stored text as is, without decoding it.
+        resolve: ``f(client, group) -> group`` run by the client before the
+            path is built, for a group key that needs a lookup at Synerise
+            (a catalog's name into its id); ``None``: the key is used as is.
     """
 
     name: str
@@ -118,6 +136,7 @@ class Endpoint:
     grouped_by: str | None = None
     wrap: Callable[[bytes, str], bytes] = field(default=_json_array)
     shape: Callable[[str, str, SendOptions], str] | None = None
+    resolve: Callable[[Any, str], str] | None = None
 
     def url_path(self, options: SendOptions, group: str = "") -> str:
         """The path to POST to (no query string)."""
@@ -196,8 +215,37 @@ AI_EVENTS = Endpoint(
     shape=_shape_ai,
 )
 
+
+def _splice_profiles(text: str, group: str, options: SendOptions) -> str:
+    # A merge record is stored as a JSON array of its two profiles.
+    return text[1:-1] if text.startswith("[") else text
+
+
+PROFILES = Endpoint(
+    name="profile",
+    label="profiles",
+    path="/v4/clients/batch",
+    items_setting="PROFILE_BATCH_SIZE",
+    # Records, not profiles: a merge record holds two, and 1000 profiles is the limit.
+    max_items=API_MAX_ITEMS // 2,
+    shape=_splice_profiles,
+)
+
+CATALOG_ITEMS = Endpoint(
+    name="catalog",
+    label="catalog items",
+    path=catalog_path,
+    items_setting="CATALOG_BATCH_SIZE",
+    max_items=API_MAX_ITEMS,
+    group_key=_by_batch_type,
+    grouped_by="catalog",
+    resolve=resolve_catalog,
+)
+
 #: Every endpoint, by name (= ``OutboxEvent.kind`` = the record class's ``kind``).
-ENDPOINTS: dict[str, Endpoint] = {row.name: row for row in (EVENTS, TRANSACTIONS, AI_EVENTS)}
+ENDPOINTS: dict[str, Endpoint] = {
+    row.name: row for row in (EVENTS, TRANSACTIONS, AI_EVENTS, PROFILES, CATALOG_ITEMS)
+}
 
 
 def endpoint_for(kind: str) -> Endpoint:

@@ -245,16 +245,20 @@ class HttpSender:
         headers: dict[str, str],
         params: dict[str, str] | None = None,
         count: int | None = None,
+        *,
+        method: str = "POST",
     ) -> requests.Response:
-        """One POST attempt; any response is returned, network failures raise :class:`RetryableError`."""
+        """One attempt (a POST unless ``method`` says otherwise); any response is returned,
+        network failures raise :class:`RetryableError`."""
         if logger.isEnabledFor(logging.DEBUG):
             events = f"{count} event(s), " if count is not None else ""
-            logger.debug("POST %s: %s%d bytes", path, events, len(body))
+            logger.debug("%s %s: %s%d bytes", method, path, events, len(body))
             # Redact before truncating, so that no half secret survives the cut.
             text = redact(body.decode("utf-8", errors="replace"), self.secrets())
-            logger.debug("POST %s body: %s", path, _truncate(text, _MAX_LOGGED_BODY_CHARS))
+            logger.debug("%s %s body: %s", method, path, _truncate(text, _MAX_LOGGED_BODY_CHARS))
         try:
-            return self.session.post(
+            return self.session.request(
+                method,
                 self.base_url + path,
                 data=body,
                 headers=headers,

@@ -688,20 +688,6 @@ assert rows == [
 ], rows
 deliver()
 """,
-    "model-events-setting": """
-untrack_model(CartLine)
-cart = Cart.objects.create(visitor_uuid=VISITOR)
-cart.lines.create(product=product, quantity=1, unit_price=product.price)
-assert not OutboxEvent.objects.exists()
-
-with override_settings(SYNERISE={**settings.SYNERISE, **SYNERISE}):
-    cart.lines.create(product=product, quantity=3, unit_price=product.price)
-[row] = OutboxEvent.objects.all()
-assert row.action == "product.addToCart"
-assert row.body["client"] == {"uuid": VISITOR}
-assert row.body["params"]["sku"] == "MUG-001" and row.body["params"]["quantity"] == 3
-deliver()
-""",
 }
 
 SHOP_RUNNER = """

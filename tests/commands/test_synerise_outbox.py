@@ -89,10 +89,18 @@ def test_stats_text_is_a_table_with_ages():
     make_mix()
     text = run("stats")
     lines = text.splitlines()
-    assert lines[0].split() == ["status", "event", "transaction", "ai", "total"]
-    assert lines[1].split() == ["pending", "1", "1", "0", "2"]
-    assert lines[2].split() == ["sent", "1", "0", "0", "1"]
-    assert lines[3].split() == ["dead", "2", "0", "0", "2"]
+    assert lines[0].split() == [
+        "status",
+        "event",
+        "transaction",
+        "ai",
+        "profile",
+        "catalog",
+        "total",
+    ]
+    assert lines[1].split() == ["pending", "1", "1", "0", "0", "0", "2"]
+    assert lines[2].split() == ["sent", "1", "0", "0", "0", "0", "1"]
+    assert lines[3].split() == ["dead", "2", "0", "0", "0", "0", "2"]
     assert "oldest pending:        5 min" in text
     assert "sent in the last hour: 1" in text
     assert "dead in the last day:  1" in text
@@ -299,7 +307,7 @@ def test_docs_command_lines():
             next_attempt_at=now,
             created_at=now,
         )
-    assert run(*stats).splitlines()[3].split() == ["dead", "2", "0", "0", "2"]
+    assert run(*stats).splitlines()[3].split() == ["dead", "2", "0", "0", "0", "0", "2"]
     assert json.loads(run(*stats_json))["totals"]["dead"] == 2
     assert "Outbox event 42: page.visit" in run(*show)
     out = run(*requeue_dead)
