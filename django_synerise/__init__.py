@@ -36,7 +36,7 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree wi
 
 if TYPE_CHECKING:
     from . import events
-    from .hooks import track_model
+    from .hooks import track_catalog, track_model, track_profile
     from .tracking import atrack, atrack_event, atrack_many, track, track_event, track_many
 
 __all__ = [
@@ -46,9 +46,11 @@ __all__ = [
     "atrack_many",
     "events",
     "track",
+    "track_catalog",
     "track_event",
     "track_many",
     "track_model",
+    "track_profile",
 ]
 
 # Public name -> (module, attribute); attribute None means the module itself.
@@ -61,6 +63,8 @@ _LAZY: dict[str, tuple[str, str | None]] = {
     "track_event": ("django_synerise.tracking", "track_event"),
     "track_many": ("django_synerise.tracking", "track_many"),
     "track_model": ("django_synerise.hooks", "track_model"),
+    "track_profile": ("django_synerise.hooks", "track_profile"),
+    "track_catalog": ("django_synerise.hooks", "track_catalog"),
 }
 
 

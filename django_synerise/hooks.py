@@ -112,6 +112,9 @@ RESET_COOKIE_NAME = "_snrs_reset_uuid"
 #: middleware to set :data:`RESET_COOKIE_NAME` on the response.
 RESET_UUID_ATTRIBUTE = "synerise_reset_uuid"
 
+# The merge row of this request, for a second identification in the same request.
+_MERGE_ROW_ATTRIBUTE = "_synerise_merge_row"
+
 _DUMMY_CLIENT = {"customId": "validation"}
 
 
@@ -786,12 +789,14 @@ def identify(
     # the second time, the uuid the first one reset to is the browser's.
     previous = getattr(request, RESET_UUID_ATTRIBUTE, None) or get_cookie_uuid(request)
     if previous == new:
-        return None, out
+        # Its events still follow that request's merge (registered, then logged-in).
+        return getattr(request, _MERGE_ROW_ATTRIBUTE, None), out
     merge_previous = (
         previous if previous and _same_person_or_anonymous(request, previous, email) else None
     )
     row = _enqueue(merge_profiles(email, new, merge_previous))
     setattr(request, RESET_UUID_ATTRIBUTE, new)
+    setattr(request, _MERGE_ROW_ATTRIBUTE, row)
     return row, out
 
 

@@ -47,7 +47,13 @@ DEMO_ACTIONS = {
     "recommendation.view": ("/events/v1/batch", "recommendation.view"),
     "recommendation.click": ("/events/v1/batch", "recommendation.click"),
     "item.search.click": ("/events/v1/batch", "item.search.click"),
+    # Profiles (USER_PROFILES, and the merge at login and sign-up) and the catalog.
+    "profile.update": ("/v4/clients/batch", "profile"),
+    "profile.merge": ("/v4/clients/batch", "profile"),
+    "catalog.item": ("/catalogs/bags/<id>/items/batch", "catalog:1"),
 }
+#: What the stand-in calls each action of DEMO_ACTIONS (a profile is a profile).
+STAND_IN_ACTIONS = {"profile.update": "client.update", "profile.merge": "client.update"}
 
 
 @pytest.fixture
@@ -139,7 +145,10 @@ def test_demo_delivers_every_simulated_action_to_the_stand_in(shop_env: dict[str
     total = sum(row[2] for row in table.values())
     assert f"All {total} events of this run were delivered" in result.stdout
     # The outbox agrees: everything sent, nothing pending or dead.
-    assert outbox_totals(shop_env) == {"pending": 0, "sent": total, "dead": 0}
+    totals = outbox_totals(shop_env)
+    assert (totals["pending"], totals["dead"]) == (0, 0)
+    # One row per event, profile or item, except a login's merge: two profiles in one row.
+    assert total - table["profile.merge"][2] // 2 <= totals["sent"] <= total
     # The README shows this report as it is printed.
     readme = (ROOT / "README.md").read_text()
     shown = readme.split("```text\nWhat the local stand-in received", 1)[1].split("```", 1)[0]
@@ -174,7 +183,10 @@ def test_a_second_demo_run_reports_only_its_own_events(shop_env: dict[str, str])
 
 
 def test_demo_with_a_key_sends_to_the_configured_api(shop_env: dict[str, str]) -> None:
-    with LocalSynerise(api_key="workspace-key", tracker_key="tracker-key") as synerise:
+    catalogs = {"products": 31}
+    with LocalSynerise(
+        api_key="workspace-key", tracker_key="tracker-key", catalogs=catalogs
+    ) as synerise:
         url = synerise.url
         env = {
             **shop_env,
@@ -193,7 +205,12 @@ def test_demo_with_a_key_sends_to_the_configured_api(shop_env: dict[str, str]) -
     received: dict[str, int] = {}
     for event in synerise.events:
         received[event["action"]] = received.get(event["action"], 0) + 1
-    assert received == {action: row[2] for action, row in table.items()}
+    sent: dict[str, int] = {}
+    for action, row in table.items():
+        name = STAND_IN_ACTIONS.get(action, action)
+        sent[name] = sent.get(name, 0) + row[2]
+    assert received == sent
+    assert {item["catalogId"] for item in synerise.catalog_items()} == {31}
     # The key never shows in what the demo prints.
     assert "workspace-key" not in result.stdout + result.stderr
 
@@ -320,7 +337,8 @@ def test_clicking_through_the_served_shop_reaches_the_stand_in_cli(
 
         flush = manage({**shop_env, "SYNERISE_API_BASE_URL": stand_in_url}, "synerise_flush")
         assert flush.returncode == 0, flush.stderr
-        assert flush.stdout.startswith("sent 2, retried 0, dead 0"), flush.stdout
+        # The page visit, the view, and the 12 seeded products as catalog items.
+        assert flush.stdout.startswith("sent 14, retried 0, dead 0"), flush.stdout
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -194,8 +194,7 @@ def test_sign_up_view_one_liner(visitor: Client) -> None:
         {"uuid": UUID, "email": "new@example.com"},
         {"uuid": new_uuid, "email": "new@example.com"},
     ]
-    assert registered.wait_for == merge.pk
-    assert logged_in.wait_for is None
+    assert registered.wait_for == logged_in.wait_for == merge.pk
     assert registered.action == "client.register"
     assert registered.body["client"] == {
         "uuid": new_uuid,

@@ -36,6 +36,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=True,
         help="accept text/plain JSON bodies on the AI endpoints, as browsers send them (on)",
     )
+    parser.add_argument(
+        "--catalog",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="a catalog of the workspace, ids from 1 (repeatable; default: products)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log each request to stderr")
     args = parser.parse_args(argv)
 
@@ -49,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         record=args.record,
         seed=args.seed,
         ai_text_plain=args.ai_text_plain,
+        catalogs={name: index for index, name in enumerate(args.catalog or ["products"], 1)},
         verbose=args.verbose,
     )
     stop = threading.Event()

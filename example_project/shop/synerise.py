@@ -2,7 +2,13 @@
 
 * a line added to a cart → the dedicated ``added-to-cart`` event (``product.addToCart``);
 * an order placed → a Synerise transaction (``/v4/transactions``), from which
-  Synerise derives one ``product.buy`` event per product.
+  Synerise derives one ``product.buy`` event per product;
+* a product saved → an item of the ``SHOP_CATALOG`` catalog
+  (``/catalogs/bags/{id}/items/batch``); ``manage.py synerise_catalog_load``
+  sends them all the first time.
+
+The customers' profiles follow from ``SYNERISE["USER_PROFILES"]`` (settings),
+and a login or sign-up merges the shopper's anonymous profile into theirs.
 
 Both are written to the outbox in the same database transaction as the row
 that caused them. Page visits come from ``PageVisitMiddleware``, logins and
@@ -16,11 +22,11 @@ from typing import Any
 
 from django.conf import settings
 
-from django_synerise import track_model
+from django_synerise import track_catalog, track_model
 from django_synerise.events import Event
 from django_synerise.identity import user_client
 
-from .models import CartLine, Order
+from .models import CartLine, Order, Product
 
 
 def _client(user: Any, visitor_uuid: str, email: str = "") -> dict[str, Any]:
@@ -76,8 +82,20 @@ def order_transaction(order: Order) -> dict[str, Any]:
     }
 
 
+def product_item(product: Product) -> dict[str, Any]:
+    """A product as an item of the shop's Synerise catalog (AI recommendations use it)."""
+    return {
+        "title": product.name,
+        "category": product.category,
+        "price": product.price,
+        "currency": settings.SHOP_CURRENCY,
+        "link": product.get_absolute_url(),
+    }
+
+
 def track_shop_models() -> None:
     """Connect the model hooks; called from ``ShopConfig.ready()``."""
+    track_catalog(Product, catalog=settings.SHOP_CATALOG, key="sku", value=product_item)
     track_model(
         CartLine,
         event_type="added-to-cart",

@@ -117,7 +117,12 @@ SYNERISE = {
     "RAISE_ERRORS": DEBUG,
     # Every record passes through this before it is written (drops staff users' events).
     "BEFORE_WRITE": "shop.synerise.before_write",
+    # Customers' names and e-mails kept up to date in their Synerise profiles.
+    "USER_PROFILES": True,
 }
+
+#: The Synerise catalog the shop's products are sent to (by name; its id is looked up).
+SHOP_CATALOG = env.str("SYNERISE_CATALOG", default="products")
 
 #: Currency of every price in the shop (ISO 4217).
 SHOP_CURRENCY = "EUR"
