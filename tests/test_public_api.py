@@ -27,6 +27,8 @@ DOCUMENTED = [
     "track_event",
     "track_many",
     "track_model",
+    "track_profile",
+    "track_catalog",
 ]
 
 
