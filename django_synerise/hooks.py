@@ -134,8 +134,8 @@ def _enqueue(
     alias = outbox.db_alias()
     if connections[alias].in_atomic_block:
         with db_transaction.atomic(using=alias):
-            return outbox.enqueue(event, request=request, after=after)
-    return outbox.enqueue(event, request=request, after=after)
+            return outbox.enqueue(event, request=request, wait_for=after)
+    return outbox.enqueue(event, request=request, wait_for=after)
 
 
 # Profiles: enqueue only what Synerise has not been sent ----------------------------------

@@ -251,15 +251,15 @@ def _insert_one(row: OutboxEvent, alias: str, *, durable: bool = True) -> None:
 
 
 def _write(
-    rows: list[OutboxEvent], *, durable: bool = True, after: OutboxEvent | None = None
+    rows: list[OutboxEvent], *, durable: bool = True, wait_for: OutboxEvent | None = None
 ) -> None:
     alias = db_alias()
 
     def write() -> None:
-        if after is not None:
+        if wait_for is not None:
             # Read here, not earlier: with the outbox on another database the
             # earlier row is itself written on commit, just before this one.
-            rows[0].wait_for = after.pk
+            rows[0].wait_for = wait_for.pk
         if len(rows) == 1:
             _insert_one(rows[0], alias, durable=durable)
         else:
@@ -338,11 +338,11 @@ def enqueue(
     *,
     durable: bool = True,
     request: Any = None,
-    after: OutboxEvent | None = None,
+    wait_for: OutboxEvent | None = None,
 ) -> OutboxEvent | None:
     """Write one event to the outbox, in the caller's transaction; return the row.
 
-    ``after``: a row enqueued earlier that must be delivered first. This row
+    ``wait_for``: a row enqueued earlier that must be delivered first. This row
     is not claimed while that one is pending; once it is sent or dead (or
     deleted), this one goes as usual. Used to send a login event only after
     the profile merge it relies on.
@@ -368,7 +368,7 @@ def enqueue(
     if not kept:
         return None
     row = _build_row(kept[0], timezone.now())
-    _write([row], durable=durable, after=after)
+    _write([row], durable=durable, wait_for=wait_for)
     return row
 
 
@@ -511,7 +511,7 @@ def claim(
     * it comes after ``after`` in ``(next_attempt_at, id)`` order, when given;
     * no other transaction holds its row lock (``SKIP LOCKED`` on PostgreSQL,
       MySQL and MariaDB: concurrent workers get disjoint rows without waiting);
-    * the row it waits for (``wait_for``, see :func:`enqueue`'s ``after``), if
+    * the row it waits for (``wait_for``, see :func:`enqueue`), if
       any, is no longer pending.
 
     Claimed rows get ``leased_by = owner`` and ``leased_until`` = now +
@@ -546,9 +546,11 @@ def claim(
         return _claim_returning(connection, limit, owner, due_before, now, lease_until, after)
     manager = OutboxEvent.objects.using(alias)
     columns = ("id", "kind", "batch_type", "payload", "size", "attempts", "next_attempt_at")
-    due = Q(status=PENDING, next_attempt_at__lte=due_before) & (
-        Q(leased_until__isnull=True) | Q(leased_until__lte=now)
-    ) & _not_waiting()
+    due = (
+        Q(status=PENDING, next_attempt_at__lte=due_before)
+        & (Q(leased_until__isnull=True) | Q(leased_until__lte=now))
+        & _not_waiting()
+    )
     if after is not None:
         due &= Q(next_attempt_at__gte=after.due_at) & (
             Q(next_attempt_at__gt=after.due_at) | Q(id__gt=after.id)
