@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.test import Client
 
-from django_synerise import track_event, track_many
+from django_synerise import dispatch, track_event, track_many
 from django_synerise.events import ProfileUpdate, merge_profiles
 from django_synerise.exceptions import InvalidEventError
 from django_synerise.models import OutboxEvent
@@ -202,7 +202,8 @@ def test_the_merge_reaches_synerise_before_the_login_event_even_when_it_fails_fi
     browser.cookies["_snrs_uuid"] = UUID
     _login(browser)
     synerise_stand_in.inject("500", times=1, paths="/v4/clients/batch")
-    flush()
+    result = dispatch.flush()
+    assert (result.sent, result.retried) == (0, 1)
     # The merge failed: the login event waits for it, not a second sooner.
     assert synerise_stand_in.events_of(type="logged-in") == []
     merge = OutboxEvent.objects.get(kind="profile")
