@@ -636,8 +636,10 @@ def _claim_returning(
         f"UPDATE {table} SET leased_by = %s, leased_until = %s "
         f"WHERE id IN (SELECT id FROM {table} WHERE status = %s AND next_attempt_at <= %s "
         f"AND (leased_until IS NULL OR leased_until <= %s) "
-        f"AND (wait_for IS NULL OR NOT EXISTS (SELECT 1 FROM {table} AS waited "
-        f"WHERE waited.id = {table}.wait_for AND waited.status = %s)){resume} "
+        # Looked up by primary key only, so the walk of the due index stays the
+        # plan's one scan of it; a row that is gone (purged) waits for nothing.
+        f"AND (wait_for IS NULL OR (SELECT waited.status FROM {table} AS waited "
+        f"WHERE waited.id = {table}.wait_for) IS DISTINCT FROM %s){resume} "
         f"ORDER BY next_attempt_at, id LIMIT %s{' FOR UPDATE SKIP LOCKED' if postgres else ''}) "
         f"RETURNING id, kind, batch_type, payload, size, attempts, {returned}"
     )
