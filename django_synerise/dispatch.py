@@ -285,6 +285,9 @@ class Dispatcher:
         self._failures_in_a_row = 0
         # The last row claimed: each claim resumes its walk behind it.
         after: ClaimedEvent | None = None
+        # Rows others may wait for were claimed: the walk passed their waiters by,
+        # so it starts over once at the end (waiters of sent rows are due then).
+        rewalk = False
         try:
             while True:
                 if self.should_stop():
@@ -300,9 +303,13 @@ class Dispatcher:
                 self._lease_deadline = self._deadline()
                 rows = outbox.claim(limit, owner=self.owner, due_before=pass_start, after=after)
                 if not rows:
+                    if rewalk:
+                        rewalk, after = False, None
+                        continue
                     result.stopped_by = "drained"
                     break
                 after = rows[-1]
+                rewalk = rewalk or any(endpoint_for(row.kind).awaited for row in rows)
                 handled += len(rows)
                 try:
                     self._deliver(rows, result)

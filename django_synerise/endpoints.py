@@ -118,6 +118,10 @@ class Endpoint:
         shape: send-time shaping of one stored payload (JSON text in, JSON
             text out) for its group key and the current :class:`SendOptions`;
             ``None`` sends the stored text as is, without decoding it.
+        awaited: other records may wait for these (``OutboxEvent.wait_for``: a
+            login event waits for its profile merge); a pass that claimed some
+            walks the due rows once more from the start, so the waiting ones
+            go in the same pass.
         resolve: ``f(client, group) -> group`` run by the client before the
             path is built, for a group key that needs a lookup at Synerise
             (a catalog's name into its id); ``None``: the key is used as is.
@@ -137,6 +141,7 @@ class Endpoint:
     wrap: Callable[[bytes, str], bytes] = field(default=_json_array)
     shape: Callable[[str, str, SendOptions], str] | None = None
     resolve: Callable[[Any, str], str] | None = None
+    awaited: bool = False
 
     def url_path(self, options: SendOptions, group: str = "") -> str:
         """The path to POST to (no query string)."""
@@ -229,6 +234,7 @@ PROFILES = Endpoint(
     # Records, not profiles: a merge record holds two, and 1000 profiles is the limit.
     max_items=API_MAX_ITEMS // 2,
     shape=_splice_profiles,
+    awaited=True,
 )
 
 CATALOG_ITEMS = Endpoint(

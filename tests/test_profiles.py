@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from django_synerise import dispatch, track_event, track_many
-from django_synerise.events import ProfileUpdate, merge_profiles
+from django_synerise.events import CustomEvent, ProfileUpdate, merge_profiles
 from django_synerise.exceptions import InvalidEventError
 from django_synerise.models import OutboxEvent
 from django_synerise.profiles import identity_hash, profile_uuid
@@ -254,3 +254,20 @@ def test_a_dead_merge_does_not_hold_the_login_event_forever(
     flush()
     assert OutboxEvent.objects.get(kind="profile").status == "dead"
     assert len(synerise_stand_in.events_of(type="logged-in")) == 1
+
+
+@pytest.mark.django_db
+def test_a_login_event_passed_by_in_the_walk_still_goes_in_the_same_pass(
+    synerise_stand_in: LocalSynerise, ann: User
+) -> None:
+    browser = Client()
+    browser.cookies["_snrs_uuid"] = UUID
+    _login(browser)
+    track_many(CustomEvent("shop.opened", client={"customId": str(i)}) for i in range(3))
+    # Two rows per claim: the first takes the merge and the first page event, the
+    # walk moves on past the login event, which was still waiting then.
+    result = dispatch.flush(batch_size=2)
+    assert result.sent == 5
+    types = [e["type"] for e in synerise_stand_in.events]
+    assert types.index("profile") < types.index("logged-in")
+    assert not OutboxEvent.objects.filter(status="pending").exists()
