@@ -18,6 +18,7 @@ from django_synerise.exceptions import InvalidEventError
 from django_synerise.models import OutboxEvent
 from django_synerise.profiles import identity_hash, profile_uuid
 from django_synerise.testing import LocalSynerise
+from tests.docs_samples import ROOT, run_sample
 
 UUID = "3e1d2c4b-5a69-4788-9a0b-1c2d3e4f5a6b"
 DNS = "6ba7b810-9dad-11d1-80b4-00c04fd430c8"
@@ -271,3 +272,112 @@ def test_a_login_event_passed_by_in_the_walk_still_goes_in_the_same_pass(
     types = [e["type"] for e in synerise_stand_in.events]
     assert types.index("profile") < types.index("logged-in")
     assert not OutboxEvent.objects.filter(status="pending").exists()
+
+
+# -- docs/profiles.md samples ----------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_profile_update_sample_is_delivered_flat(synerise_stand_in: LocalSynerise) -> None:
+    run_sample("profile-update")
+    flush()
+    assert synerise_stand_in.profiles() == [
+        {
+            "customId": "7",
+            "email": "ada@example.com",
+            "firstName": "Ada",
+            "city": "Kraków",
+            "agreements": {"email": True, "sms": False},
+            "attributes": {"loyaltyTier": "gold"},
+        }
+    ]
+
+
+@pytest.mark.django_db
+def test_track_profile_sample_declares_a_profile_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from django.apps import AppConfig
+
+    from django_synerise.hooks import registered_hooks, untrack_model
+    from tests.testapp.models import TrackedReview
+
+    module = types.ModuleType("customers.models")
+    module.Customer = TrackedReview  # type: ignore[attr-defined]
+    package = types.ModuleType("customers")
+    package.__path__ = [str(ROOT)]  # type: ignore[attr-defined]
+    package.models = module  # type: ignore[attr-defined]
+    monkeypatch.setitem(__import__("sys").modules, "customers", package)
+    monkeypatch.setitem(__import__("sys").modules, "customers.models", module)
+    ns = run_sample("track-profile", {"__package__": "customers"})
+    config = ns["CustomersConfig"]
+    assert issubclass(config, AppConfig)
+    try:
+        config("customers", package).ready()
+        assert [h.record_name for h in registered_hooks() if h.model is TrackedReview] == [
+            "profile.update",
+            "profile.update",
+        ]
+    finally:
+        untrack_model(TrackedReview)
+
+
+@pytest.mark.django_db
+def test_user_profiles_and_namespace_samples_are_valid_settings(ann: User) -> None:
+    from django.test import override_settings
+
+    for name in ("user-profiles-setting", "uuid-namespace"):
+        with override_settings(SYNERISE=run_sample(name)["SYNERISE"]):
+            ann.first_name = f"Ann {name}"
+            ann.save()
+    assert OutboxEvent.objects.get().body["firstName"] == "Ann user-profiles-setting"
+
+
+@pytest.mark.django_db
+def test_sign_up_sample_merges_before_both_events(synerise_stand_in: LocalSynerise) -> None:
+    from django.contrib.sessions.middleware import SessionMiddleware
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/sign-up/", {"username": "ada", "email": "ada@example.com"})
+    request.COOKIES["_snrs_uuid"] = UUID
+    SessionMiddleware(lambda r: None).process_request(request)  # type: ignore[arg-type,return-value]
+    run_sample("profiles-sign-up")["sign_up"](request)
+    flush()
+    types = [e["type"] for e in synerise_stand_in.events]
+    assert types == ["profile", "profile", "registered", "logged-in"]
+    assert synerise_stand_in.profiles()[0] == {"uuid": UUID, "email": "ada@example.com"}
+
+
+@pytest.mark.django_db
+def test_catalog_samples(synerise_stand_in: LocalSynerise, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import types
+
+    from django_synerise.hooks import registered_hooks, untrack_model
+    from tests.testapp.models import TrackedPurchase
+
+    catalog_id = synerise_stand_in.add_catalog("products")
+    run_sample("catalog-item")
+    module = types.ModuleType("shop.models")
+    module.Product = TrackedPurchase  # type: ignore[attr-defined]
+    package = types.ModuleType("shop")
+    package.__path__ = [str(ROOT)]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "shop", package)
+    monkeypatch.setitem(sys.modules, "shop.models", module)
+    ns = run_sample("track-catalog", {"__package__": "shop"})
+    try:
+        ns["ShopConfig"]("shop", package).ready()
+        assert [h.record_name for h in registered_hooks() if h.model is TrackedPurchase] == [
+            "catalog.item:name:products",
+            "catalog.item:name:products",
+        ]
+    finally:
+        untrack_model(TrackedPurchase)
+    flush()
+    assert synerise_stand_in.catalog_items(catalog_id) == [
+        {
+            "catalogId": catalog_id,
+            "itemKey": "MUG-001",
+            "value": {"title": "Mug", "price": 12.5, "category": "Kitchen"},
+        }
+    ]
