@@ -60,11 +60,21 @@ def _page_visits() -> int:
 
 
 def direct(samples: int) -> dict[str, Any]:
+    """The middleware around a ready response, against the bare view and a bare INSERT.
+
+    Three calls per sample, their order rotating so drift hits each alike: the
+    bare view, the view through the middleware, and ``OneColumn.objects.create()``
+    (a row of one column, autocommitted: one durable INSERT through the ORM, the
+    floor of any page visit that is recorded). The tracked figures add
+    ``bare_create_median_ms`` and ``ratio_to_bare_create``.
+    """
     from django.contrib.auth.models import AnonymousUser
     from django.http import HttpResponse, JsonResponse
     from django.test import RequestFactory
 
     from django_synerise.middleware import PageVisitMiddleware
+
+    from .models import OneColumn
 
     factory = RequestFactory()
     html = HttpResponse("<!doctype html><title>Shop</title>", content_type="text/html")
@@ -78,29 +88,49 @@ def direct(samples: int) -> dict[str, Any]:
         middleware = PageVisitMiddleware(view)
         headers = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in BROWSER.items()}
         before = _page_visits()
-        timings_with: list[float] = []
-        timings_without: list[float] = []
+
+        def through_middleware(request: Any, middleware: Any = middleware) -> None:
+            middleware(request).close()
+
+        timings: dict[str, list[float]] = {"view": [], "middleware": [], "create": []}
         for n in range(samples + 50):
-            request = factory.get(path, {"n": n}, **headers)
+            # An address of its own per request: the per-address limit is checked,
+            # never reached.
+            address = f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
+            request = factory.get(path, {"n": n}, REMOTE_ADDR=address, **headers)
             request.COOKIES["_snrs_uuid"] = VISITOR
             request.user = AnonymousUser()
-            # Both sides close the response, as a WSGI server does once the body is sent.
-            started = time.perf_counter()
-            view(request).close()
-            bare = time.perf_counter()
-            middleware(request).close()
-            done = time.perf_counter()
-            if n >= 50:
-                timings_without.append(bare - started)
-                timings_with.append(done - bare)
+            calls: list[tuple[str, Callable[[], Any]]] = [
+                # Both sides close the response, as a WSGI server does once the body is sent.
+                ("view", lambda request=request: view(request).close()),
+                ("middleware", lambda request=request: through_middleware(request)),
+                ("create", OneColumn.objects.create),
+            ]
+            shift = n % 3
+            for name, call in calls[shift:] + calls[:shift]:
+                started = time.perf_counter()
+                call()
+                elapsed = time.perf_counter() - started
+                if n >= 50:
+                    timings[name].append(elapsed)
         written = _page_visits() - before
         expected = samples + 50 if label == "tracked" else 0
         if written != expected:
             raise RuntimeError(
                 f"direct {label}: {written} page visits written, expected {expected}"
             )
-        out[label] = added(timings_with, timings_without)
+        out[label] = added(timings["middleware"], timings["view"])
+        create = statistics.median(timings["create"])
+        out[label]["bare_create_median_ms"] = round(create * 1000, 4)
+        out[label]["ratio_to_bare_create"] = round(
+            out[label]["added_median_ms"] / (create * 1000), 3
+        )
     return out
+
+
+def orm_insert(row: Any, alias: str, *, durable: bool = True) -> None:
+    """The plain ORM write the pre-built INSERT (``outbox._insert_one``) replaces."""
+    row.save(force_insert=True, using=alias)
 
 
 def test_client(samples: int) -> dict[str, Any]:
@@ -168,7 +198,12 @@ def real_server(
     try:
         for middleware in ("1", "0"):
             port = _free_port()
-            env = dict(os.environ, BENCH_MIDDLEWARE=middleware, BENCH_DATABASE_URL=database_url)
+            env = dict(
+                os.environ,
+                BENCH_MIDDLEWARE=middleware,
+                BENCH_DATABASE_URL=database_url,
+                BENCH_PAGE_VISIT_THROTTLE="0",
+            )
             env.update(extra_env or {})
             env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
             process = subprocess.Popen(
@@ -217,30 +252,62 @@ def middleware_latency(suite: Any) -> dict[str, Any]:
     from . import data
 
     data.truncate()
+    from django.db import connection
+
+    from .models import OneColumn
+
+    with connection.schema_editor() as editor:
+        if OneColumn._meta.db_table in connection.introspection.table_names():
+            editor.delete_model(OneColumn)
+        editor.create_model(OneColumn)
     samples = suite.sizes.latency_samples
-    out = {
-        "direct": direct(samples),
-        "test_client": test_client(samples // 2),
-        "real_server": real_server(samples // 2, suite.database_url),
-    }
+    from unittest import mock
+
+    with mock.patch("django_synerise.outbox._insert_one", orm_insert):
+        orm = direct(samples)
     from django.conf import settings
     from django.test import override_settings
+
+    one_address = {
+        **settings.SYNERISE,
+        "PAGE_VISITS": {**settings.SYNERISE["PAGE_VISITS"], "THROTTLE_RATE": None},
+    }
+    with override_settings(SYNERISE=one_address):
+        client = test_client(samples // 2)
+    out = {
+        "direct": direct(samples),
+        "direct_orm_insert": orm,
+        "test_client": client,
+        "real_server": real_server(samples // 2, suite.database_url),
+    }
 
     if suite.vendor == "postgresql":
         # The same with PAGE_VISITS["ASYNC_COMMIT"]: page-visit commits stop waiting
         # for the disk, which separates the middleware's own cost from the fsync
         # every durable commit pays.
-        synerise = {**settings.SYNERISE, "PAGE_VISITS": {"ASYNC_COMMIT": True}}
+        synerise = {
+            **settings.SYNERISE,
+            "PAGE_VISITS": {**settings.SYNERISE["PAGE_VISITS"], "ASYNC_COMMIT": True},
+        }
         with override_settings(SYNERISE=synerise):
             out["direct_async_commit"] = direct(samples)
         out["real_server_async_commit"] = real_server(
             samples // 2, suite.database_url, {"BENCH_PAGE_VISIT_ASYNC_COMMIT": "1"}
         )
     for method, figures in out.items():
+        tracked = figures["tracked"]
         log(
-            f"middleware ({method}): tracked +{figures['tracked']['added_median_ms']:.3f} ms "
-            f"median (p99 +{figures['tracked']['added_p99_ms']:.3f}), untracked "
-            f"+{figures['untracked']['added_median_ms']:.4f} ms"
+            f"middleware ({method}): tracked +{tracked['added_median_ms']:.3f} ms "
+            f"median (p99 +{tracked['added_p99_ms']:.3f})"
+            + (
+                f", {tracked['ratio_to_bare_create']:.2f} x a bare create "
+                f"({tracked['bare_create_median_ms']:.3f} ms)"
+                if "ratio_to_bare_create" in tracked
+                else ""
+            )
+            + f"; untracked +{figures['untracked']['added_median_ms']:.4f} ms"
         )
+    with connection.schema_editor() as editor:
+        editor.delete_model(OneColumn)
     data.truncate()
     return out

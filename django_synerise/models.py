@@ -90,18 +90,19 @@ class OutboxEvent(models.Model):
                 name="synerise_outbox_due",
                 condition=Q(status="pending"),
             ),
-            # Sent and dead rows by status (counts, the admin's status filter,
-            # dead rows by dead_at: few, read through the status prefix). Partial
-            # where the database can (a pending row, written three times, never
-            # touches it); MySQL/MariaDB ignore the condition and get the full
-            # index, whose (status, next_attempt_at, id) order is their claim's.
+            # Dead rows (counts, the admin's status filter, recent dead rows and
+            # purge by dead_at: few, read through the status prefix). Partial
+            # where the database can: a pending row, written three times, and a
+            # sent row never touch it. MySQL/MariaDB ignore the condition and get
+            # the full index, whose (status, next_attempt_at, id) order is their
+            # claim's.
             models.Index(
                 fields=["status", "next_attempt_at"],
                 name="synerise_outbox_status",
-                condition=~Q(status="pending"),
+                condition=Q(status="dead"),
             ),
-            # Purge of sent rows, the last successful send, sent in the last hour;
-            # empty with RETAIN_SENT = 0 (sent rows are deleted at once).
+            # Sent rows: purge, the last successful send, sent in the last hour,
+            # the admin's filter; empty with RETAIN_SENT = 0 (deleted at once).
             models.Index(
                 fields=["sent_at"], name="synerise_outbox_sent", condition=Q(status="sent")
             ),

@@ -676,7 +676,7 @@ def _claim_returning(
 def _where_leased(
     connection: BaseDatabaseWrapper, ids: Sequence[int], owner: str | None
 ) -> tuple[str, list[Any]]:
-    """``WHERE`` clause and parameters matching these ids, still pending (and leased to owner)."""
+    """``WHERE`` clause and parameters: these ids, still leased to ``owner`` (``None``: pending)."""
     params: list[Any]
     if connection.vendor == "postgresql":
         # One array parameter, written as its text form: adapting a list of a
@@ -685,9 +685,16 @@ def _where_leased(
         params = ["{" + ",".join(str(int(pk)) for pk in ids) + "}"]
     else:
         condition, params = f"id IN ({', '.join(['%s'] * len(ids))})", list(ids)
-    condition += " AND status = %s"
-    params.append(PENDING)
-    if owner is not None:
+    if owner is None:
+        condition += " AND status = %s"
+        params.append(PENDING)
+    else:
+        # Only a pending row ever holds a lease (claim() leases pending rows, and
+        # every change of status clears the lease), so the owner alone selects
+        # them. Leaving "status = 'pending'" out matters: it would let the
+        # planner walk the partial index of every pending row instead of looking
+        # the ids up by primary key, which it did on a table without statistics
+        # (22 ms instead of 2 ms per batch of 1,000 right after a 50,000 burst).
         condition += " AND leased_by = %s"
         params.append(owner)
     return condition, params
