@@ -619,3 +619,50 @@ def test_each_page_visit_is_counted_once(page: Any, settings: Any, middleware: b
     else:
         assert "customPageVisit" not in options
         assert (page_visit_rows(), tracker) == (0, 1)
+
+
+# Synerise's tracker, as far as the uuid reset goes: on load it adopts the uuid of
+# _snrs_reset_uuid as _snrs_uuid and drops the reset cookie (hub.synerise.com/developers/web/uuids).
+RESETTING_TRACKER = """
+window.SR = {init: function (options) {
+  var reset = document.cookie.match(/(?:^|; )_snrs_reset_uuid=([^;]*)/);
+  if (reset) {
+    document.cookie = "_snrs_uuid=" + reset[1] + "; path=/";
+    document.cookie = "_snrs_reset_uuid=; path=/; max-age=0";
+  }
+  window.__srInit = options;
+}};
+"""
+
+
+def test_after_login_the_trackers_cookie_is_the_reset_uuid(page: Any) -> None:
+    from django.contrib.auth.models import User
+
+    from django_synerise.profiles import profile_uuid
+
+    User.objects.create_user("ann", email="ann@example.com")
+    page.route(
+        "https://web.snrbox.com/**",
+        lambda route: route.fulfill(content_type="application/javascript", body=RESETTING_TRACKER),
+    )
+    open_page(page, "/beacon-test/csp/")
+    page.wait_for_function("() => window.__srInit !== undefined")
+    status = page.evaluate(
+        """() => fetch('/browser/sign-in/', {method: 'POST', credentials: 'same-origin',
+             headers: {'Content-Type': 'application/x-www-form-urlencoded'},
+             body: 'username=ann'}).then((r) => r.status)"""
+    )
+    assert status == 200
+    open_page(page, "/beacon-test/csp/")  # the next page: the tracker runs again
+    page.wait_for_function("() => window.__srInit !== undefined")
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    customer = profile_uuid("ann@example.com", "6ba7b810-9dad-11d1-80b4-00c04fd430c8")
+    assert cookies["_snrs_uuid"] == customer
+    assert "_snrs_reset_uuid" not in cookies
+    merge = OutboxEvent.objects.get(kind="profile")
+    assert merge.body == [
+        {"uuid": VISITOR, "email": "ann@example.com"},
+        {"uuid": customer, "email": "ann@example.com"},
+    ]
+    login = OutboxEvent.objects.get(batch_type="logged-in")
+    assert (login.wait_for, login.body["client"]["uuid"]) == (merge.pk, customer)
