@@ -48,11 +48,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AI_EVENT_TYPES",
+    "AI_ID_MAX_LENGTH",
     "CLIENT_IDENTIFIERS",
     "DEDICATED_EVENT_TYPES",
     "EVENT_SOURCES",
+    "MAX_IDENTIFIER_LENGTH",
     "RESERVED_PARAMS",
     "SEARCH_TYPES",
+    "UTM_PARAMETERS",
     "AIEvent",
     "CatalogItem",
     "CustomEvent",
@@ -64,6 +67,7 @@ __all__ = [
     "add_to_favorites",
     "cancelled_transaction",
     "cart_status",
+    "check_identifier",
     "dumps",
     "format_time",
     "item_search_click",
@@ -151,7 +155,19 @@ _FORBIDDEN_CUSTOM_ACTIONS: dict[str, str] = {
 
 _ACTION_RE = re.compile(r"^[A-Za-z0-9._-]{2,32}$")
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
-_MAX_ID_LENGTH = 512
+#: Longest ``customId``, ``uuid`` or ``email`` accepted in ``client``.
+MAX_IDENTIFIER_LENGTH = 512
+#: Longest correlation, campaign or item id of an AI event (Synerise's limit);
+#: beacons and template tags hold ids to the same limit.
+AI_ID_MAX_LENGTH = 256
+#: The campaign parameters a page visit carries by their own names.
+UTM_PARAMETERS: tuple[str, ...] = (
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+)
 
 #: Where an event or transaction happened: Synerise's ``EventSource`` values
 #: (php-sdk ``lib/V4/Models/EventSource.php``).
@@ -309,6 +325,42 @@ def _clean_json(field: str, value: Any, depth: int = 0) -> Any:
     )
 
 
+def check_identifier(key: str, value: Any) -> Any:
+    """One profile identifier of ``client`` as Synerise accepts it; ``None`` when empty.
+
+    The one rule for identifiers, used by events and by
+    :func:`django_synerise.identity.user_client`: ``id`` is a positive integer;
+    ``customId``, ``uuid`` and ``email`` are strings (surrounding whitespace
+    removed) of at most :data:`MAX_IDENTIFIER_LENGTH` characters without
+    control characters, ``uuid`` a UUID (sent in canonical form) and ``email``
+    an address. ``None`` and blank strings are empty, not errors. Raises
+    :class:`~django_synerise.exceptions.InvalidEventError` naming
+    ``client.<key>`` otherwise.
+    """
+    field = f"client.{key}"
+    if key not in CLIENT_IDENTIFIERS:
+        raise InvalidEventError(field, f"is not an identifier; use {', '.join(CLIENT_IDENTIFIERS)}")
+    if value is None or value == "":
+        return None
+    if key == "id":
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise InvalidEventError(field, f"must be a positive integer, not {value!r}")
+        return value
+    if not isinstance(value, str):
+        raise InvalidEventError(field, f"must be a string, not {value!r}")
+    value = value.strip()
+    if not value:
+        return None
+    _check_identifier_text(field, value)
+    if len(value) > MAX_IDENTIFIER_LENGTH:
+        raise InvalidEventError(field, f"must be at most {MAX_IDENTIFIER_LENGTH} characters")
+    if key == "uuid":
+        value = _check_uuid(field, value)
+    if key == "email" and not _EMAIL_RE.match(value):
+        raise InvalidEventError(field, f"is not an email address: {value!r}")
+    return value
+
+
 def _check_client(client: Any) -> dict[str, Any]:
     if not isinstance(client, Mapping):
         raise InvalidEventError("client", f"must be a dict of identifiers, not {client!r}")
@@ -320,28 +372,9 @@ def _check_client(client: Any) -> dict[str, Any]:
         )
     out: dict[str, Any] = {}
     for key in CLIENT_IDENTIFIERS:
-        value = client.get(key)
-        if value is None or value == "":
-            continue
-        if key == "id":
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise InvalidEventError("client.id", f"must be a positive integer, not {value!r}")
-        else:
-            if not isinstance(value, str):
-                raise InvalidEventError(f"client.{key}", f"must be a string, not {value!r}")
-            value = value.strip()
-            if not value:
-                continue
-            _check_identifier_text(f"client.{key}", value)
-            if len(value) > _MAX_ID_LENGTH:
-                raise InvalidEventError(
-                    f"client.{key}", f"must be at most {_MAX_ID_LENGTH} characters"
-                )
-            if key == "uuid":
-                value = _check_uuid(f"client.{key}", value)
-            if key == "email" and not _EMAIL_RE.match(value):
-                raise InvalidEventError("client.email", f"is not an email address: {value!r}")
-        out[key] = value
+        value = check_identifier(key, client.get(key))
+        if value is not None:
+            out[key] = value
     if not out:
         raise InvalidEventError("client", f"needs at least one of {', '.join(CLIENT_IDENTIFIERS)}")
     return out
@@ -677,9 +710,6 @@ class DedicatedEvent(_V4Event):
         return {"type": self.event_type, **self._common()}
 
 
-_UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
-
-
 def page_visit(
     *,
     client: Mapping[str, Any],
@@ -708,7 +738,7 @@ def page_visit(
         "userAgent": user_agent or None,
     }
     for key, value in (utm or {}).items():
-        if key in _UTM_KEYS and value:
+        if key in UTM_PARAMETERS and value:
             merged[key] = value
     if params is not None and not isinstance(params, Mapping):
         raise InvalidEventError("params", f"must be a dict, not {type(params).__name__}")
@@ -924,7 +954,6 @@ class Transaction(Event):
         return body
 
 
-_AI_ID_MAX = 256
 _AI_EARLIEST = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 
 
@@ -933,8 +962,8 @@ def _short_id(field: str, value: Any) -> str:
         value = str(value)
     if not isinstance(value, str) or not value.strip():
         raise InvalidEventError(field, "must be a non-empty string")
-    if len(value) > _AI_ID_MAX:
-        raise InvalidEventError(field, f"must be at most {_AI_ID_MAX} characters")
+    if len(value) > AI_ID_MAX_LENGTH:
+        raise InvalidEventError(field, f"must be at most {AI_ID_MAX_LENGTH} characters")
     return _check_identifier_text(field, value)
 
 

@@ -16,9 +16,18 @@ from django.conf import settings
 from .auth import DjangoTokenCache
 from .client import SyneriseClient
 from .conf import credentials_message, missing_credentials, synerise_settings
+from .endpoints import SendOptions
 from .exceptions import SyneriseConfigurationError
 
-__all__ = ["DjangoTokenCache", "build_client"]
+__all__ = ["DjangoTokenCache", "build_client", "send_options"]
+
+
+def send_options() -> SendOptions:
+    """The :class:`~django_synerise.endpoints.SendOptions` the settings say now."""
+    return SendOptions(
+        ai_events_api=synerise_settings.AI_EVENTS_API,
+        ai_timestamp_format=synerise_settings.AI_TIMESTAMP_FORMAT,
+    )
 
 
 def build_client(**overrides: Any) -> SyneriseClient:

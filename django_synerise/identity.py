@@ -34,6 +34,7 @@ functions here that touch them; :func:`get_cookie_uuid` reads cookies only.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -47,6 +48,8 @@ from django.http import HttpRequest
 from django.urls import NoReverseMatch, get_urlconf, reverse
 
 from .conf import on_setting_changed, synerise_settings
+from .events import check_identifier
+from .exceptions import InvalidEventError
 
 __all__ = [
     "COOKIE_NAME",
@@ -78,8 +81,6 @@ _UUID_RE = re.compile(
 # Cookie values are small; anything longer than this is not the tracker's.
 _MAX_COOKIE_CHARS = 512
 _NIL_UUIDS = frozenset({str(uuid.UUID(int=0)), str(uuid.UUID(int=(1 << 128) - 1))})
-_EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+$")
-_MAX_ID_LENGTH = 512
 
 
 def parse_uuid(value: str | None) -> str | None:
@@ -129,26 +130,47 @@ def get_cookie_uuid(request: HttpRequest) -> str | None:
     return found
 
 
-def _clean_identifier(key: str, value: Any) -> Any:
-    """The identifier as Synerise accepts it, or ``None`` when it would be refused."""
+def _clean_identifier(user: Any, key: str, attribute: str) -> Any:
+    """``user``'s identifier for ``client[key]``, or ``None`` when it has none or a bad one.
+
+    The value goes through :func:`django_synerise.events.check_identifier`, the
+    rule events are built with, after the conversions a model attribute needs
+    (a method is called, a numeric string or ``Decimal`` primary key becomes
+    an ``int``, a ``uuid.UUID`` its text). A value the rule refuses is dropped
+    and logged by attribute and user, never by value: it may be personal data.
+    """
+    value = getattr(user, attribute, None)
     if callable(value):
         value = value()
     if value is None or isinstance(value, bool):
         return None
     if key == "id":
-        try:
-            number = int(value)
-        except (TypeError, ValueError):
-            return None
-        return number if number > 0 else None
-    if key == "uuid":
-        return parse_uuid(str(value))
-    text = str(value).strip()
-    if not text or len(text) > _MAX_ID_LENGTH:
+        # A numeric text or Decimal key is the number; other values meet the rule as they are.
+        with contextlib.suppress(TypeError, ValueError):
+            value = int(value)
+    elif key == "uuid":
+        # The cookie's rule: nil UUIDs and text around the UUID are not identities.
+        value = parse_uuid(str(value)) or "not a UUID"
+    else:
+        value = str(value)
+    try:
+        return check_identifier(key, value)
+    except InvalidEventError as err:
+        logger.warning(
+            "USER_IDENTIFIERS: %s of user %s not sent as %s (%s)",
+            attribute,
+            getattr(user, "pk", None),
+            err.field,
+            _REASONS.get(key, "not a valid identifier"),
+        )
         return None
-    if key == "email" and not _EMAIL_RE.match(text):
-        return None
-    return text
+
+
+_REASONS = {
+    "id": "not a positive integer",
+    "uuid": "not a UUID",
+    "email": "not a valid email address",
+}
 
 
 def user_client(user: Any) -> dict[str, Any] | None:
@@ -162,7 +184,7 @@ def user_client(user: Any) -> dict[str, Any] | None:
         return None
     client: dict[str, Any] = {}
     for key, attribute in synerise_settings.USER_IDENTIFIERS.items():
-        value = _clean_identifier(key, getattr(user, attribute, None))
+        value = _clean_identifier(user, key, attribute)
         if value is not None:
             client[key] = value
     return client or None

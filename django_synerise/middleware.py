@@ -33,7 +33,7 @@ from django.http import HttpRequest, HttpResponseBase
 
 from .bots import is_automation, is_bot
 from .conf import on_setting_changed, parse_throttle_rate, synerise_settings
-from .events import page_visit
+from .events import UTM_PARAMETERS, page_visit
 from .exceptions import SyneriseConfigurationError
 from .hooks import set_reset_cookie
 from .identity import is_admin_request, may_track, resolve_client
@@ -45,7 +45,6 @@ __all__ = ["PageVisitMiddleware", "get_page_title", "set_page_title"]
 logger = logging.getLogger("django_synerise.middleware")
 
 ACTION = "page.visit"
-UTM_PARAMETERS = ("utm_source", "utm_medium", "utm_campaign", "utm_term", "utm_content")
 MAX_URL_CHARS = 2048
 MAX_TITLE_CHARS = 512
 

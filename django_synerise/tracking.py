@@ -37,10 +37,10 @@ from django.utils import timezone
 
 from . import outbox
 from .conf import synerise_settings
-from .events import CLIENT_IDENTIFIERS, CustomEvent, Event
+from .events import CLIENT_IDENTIFIERS, UTM_PARAMETERS, CustomEvent, Event
 from .exceptions import InvalidEventError
 from .identity import may_track, resolve_client
-from .middleware import MAX_URL_CHARS, UTM_PARAMETERS, clean_referrer, clean_url
+from .middleware import MAX_URL_CHARS, clean_referrer, clean_url
 from .models import OutboxEvent
 
 __all__ = [

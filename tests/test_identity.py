@@ -149,6 +149,43 @@ def test_user_with_invalid_email_drops_only_the_email() -> None:
 
 
 @pytest.mark.django_db
+def test_identifiers_events_would_refuse_are_dropped_and_logged_without_their_value(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Before: identity had its own rule; a user name with a control character
+    passed it, and the event built from it raised, losing the whole event."""
+    from django_synerise.events import CustomEvent
+
+    user = User.objects.create_user("bad\x07name", email="bad@example.com")
+    with (
+        synerise(USER_IDENTIFIERS={"customId": "get_username", "email": "email"}),
+        caplog.at_level(logging.WARNING, logger="django_synerise.identity"),
+    ):
+        client = user_client(user)
+    assert client == {"email": "bad@example.com"}
+    CustomEvent("dog.bark", client=client)  # the rest still makes an event
+    assert f"get_username of user {user.pk} not sent as client.customId" in caplog.text
+    assert "bad\x07name" not in caplog.text
+
+
+@pytest.mark.django_db
+def test_identity_and_events_share_the_identifier_rule() -> None:
+    from django_synerise.events import CustomEvent
+    from django_synerise.exceptions import InvalidEventError
+
+    values = ["x" * 512, "x" * 513, "a@b", "no-at-sign", " padded@example.com ", "tab\there"]
+    for value in values:
+        user = User(pk=7, username="u", email=value)
+        with synerise(USER_IDENTIFIERS={"email": "email"}):
+            kept = user_client(user)
+        try:
+            built = CustomEvent("dog.bark", client={"email": value}).client
+        except InvalidEventError:
+            built = None
+        assert kept == built, value
+
+
+@pytest.mark.django_db
 def test_user_identifiers_setting_maps_fields() -> None:
     user = User.objects.create_user("dora", email="dora@example.com")
     with synerise(USER_IDENTIFIERS={"customId": "get_username", "id": "pk"}):

@@ -18,12 +18,12 @@ from typing import Any
 from rest_framework import serializers
 
 from ..conf import synerise_settings
-from ..events import AI_EVENT_TYPES, SEARCH_TYPES
+from ..events import AI_EVENT_TYPES, AI_ID_MAX_LENGTH, SEARCH_TYPES
 
 __all__ = ["MAX_ID_LENGTH", "MAX_POSITION", "BeaconSerializer", "PositionField", "ShortIdField"]
 
-#: Longest correlation, campaign or item id accepted (Synerise's AI events limit).
-MAX_ID_LENGTH = 256
+#: Longest correlation, campaign or item id accepted: the AI events' own limit.
+MAX_ID_LENGTH = AI_ID_MAX_LENGTH
 #: Largest 1-based search position accepted.
 MAX_POSITION = 100_000
 

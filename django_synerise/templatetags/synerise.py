@@ -49,22 +49,22 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from ..conf import synerise_settings
-from ..events import SEARCH_TYPES
+from ..endpoints import AI_EVENTS
+from ..events import AI_ID_MAX_LENGTH, SEARCH_TYPES
+from ..factory import send_options
 from ..identity import may_track
 
 register = template.Library()
 
 logger = logging.getLogger("django_synerise.templatetags")
 
-#: Longest correlation, campaign or item id Synerise's AI events accept.
-MAX_ID_LENGTH = 256
+#: Longest correlation, campaign or item id: the AI events' own limit.
+MAX_ID_LENGTH = AI_ID_MAX_LENGTH
 
 _EMPTY = mark_safe("")
 
 # Values whose str() is the id they stand for (bool, an int, is refused on its own).
 _ID_TYPES = (str, Promise, int, Decimal, uuid.UUID)
-
-_AI_PATHS = {"events-v1": "/events/v1/batch", "ai-compat": "/v4/events/ai-compat/batch"}
 
 
 def _may_track(context: template.Context) -> bool:
@@ -184,7 +184,8 @@ def synerise_beacon_script(context: template.Context) -> SafeString:
                 '"direct" but SYNERISE["TRACKER_KEY"] is not set'
             )
             return _EMPTY
-        endpoint = f"{synerise_settings.API_BASE_URL}{_AI_PATHS[ai_api]}?token={quote(tracker_key)}"
+        path = AI_EVENTS.url_path(send_options())
+        endpoint = f"{synerise_settings.API_BASE_URL}{path}?token={quote(tracker_key)}"
     else:
         try:
             endpoint = reverse("django_synerise:beacon")
