@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from django.utils import timezone
 
 from . import outbox, signals
 from .conf import synerise_settings
-from .endpoints import API_MAX_ITEMS, Endpoint, SendOptions, endpoint_for
+from .endpoints import API_MAX_ITEMS, Endpoint, endpoint_for
 from .exceptions import (
     AuthenticationError,
     RateLimitedError,
@@ -46,6 +47,7 @@ from .exceptions import (
     RetryableError,
     SyneriseError,
 )
+from .factory import send_options
 from .models import OutboxEvent
 from .outbox import ClaimedEvent
 from .progress import format_duration
@@ -53,12 +55,82 @@ from .progress import format_duration
 if TYPE_CHECKING:
     from .client import SyneriseClient
 
-__all__ = ["Dispatcher", "FlushResult", "PlannedRequest", "flush", "preview"]
+__all__ = [
+    "MAX_INTERVAL",
+    "Dispatcher",
+    "FlushOptionError",
+    "FlushResult",
+    "PlannedRequest",
+    "check_batch_size",
+    "check_interval",
+    "check_max_events",
+    "flush",
+    "preview",
+    "run",
+]
 
 #: The result fields that add up over passes (``--loop`` totals).
 _COUNTERS = ("sent", "retried", "dead", "released", "requests", "rate_limited")
 
 logger = logging.getLogger("django_synerise.dispatch")
+
+
+#: The longest wait between passes of a loop: a day is more than any schedule
+#: needs, and far below what threading's waits can take.
+MAX_INTERVAL = 86_400
+
+
+class FlushOptionError(ValueError):
+    """A flush option out of range, raised before anything is claimed.
+
+    ``option`` is its name (``"batch_size"``), ``problem`` what is allowed and
+    what was given (``"must be a whole number between 1 and 1000, not 0"``).
+    """
+
+    def __init__(self, option: str, problem: str) -> None:
+        self.option = option
+        self.problem = problem
+        super().__init__(f"{option} {problem}")
+
+
+def _whole_number(option: str, value: Any, high: int | None) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = 0
+    if number < 1 or (high is not None and number > high):
+        allowed = f"between 1 and {high}" if high is not None else "1 or more"
+        raise FlushOptionError(option, f"must be a whole number {allowed}, not {value!r}")
+    return number
+
+
+def check_batch_size(value: Any) -> int:
+    """``batch_size`` (an int or its text): 1 to Synerise's limit of v4 events per request."""
+    return _whole_number("batch_size", value, API_MAX_ITEMS)
+
+
+def check_max_events(value: Any) -> int:
+    """``max_events`` (an int or its text): 1 or more."""
+    return _whole_number("max_events", value, None)
+
+
+def check_interval(value: Any) -> float:
+    """``interval`` (a number or its text): finite seconds from 0 to :data:`MAX_INTERVAL`.
+
+    ``float()`` takes ``nan`` (a wait that returns at once: a busy loop) and
+    ``inf`` (an ``OverflowError`` in the wait), so both are refused.
+    """
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_INTERVAL:
+        raise FlushOptionError(
+            "interval",
+            f"must be a number of seconds, zero or more and at most {MAX_INTERVAL} "
+            f"(one day), not {value!r}",
+        )
+    return seconds
 
 
 @dataclass
@@ -239,11 +311,7 @@ class Dispatcher:
             client = build_client()
         self.client = client
         self.owner = owner or outbox.make_owner()
-        self.batch_size = int(batch_size or synerise_settings.BATCH_SIZE)
-        if not 1 <= self.batch_size <= API_MAX_ITEMS:
-            raise ValueError(
-                f"batch_size must be between 1 and {API_MAX_ITEMS}, not {self.batch_size}"
-            )
+        self.batch_size = check_batch_size(batch_size or synerise_settings.BATCH_SIZE)
         self.should_stop = should_stop or (lambda: False)
         self.on_progress = on_progress
         self.sleep = sleep
@@ -570,6 +638,7 @@ class Dispatcher:
         outlives it (the connection is re-opened on the next pass; the rows it
         held are released by their lease) and reports it. ``max_events``
         bounds the rows handled over all passes; ``on_pass`` sees each pass.
+        After each pass, old sent rows are purged when due (:func:`purge_if_due`).
         """
         started = time.monotonic()
         total = FlushResult()
@@ -590,6 +659,7 @@ class Dispatcher:
                     break
                 continue
             total.add(result)
+            purge_if_due()
             if on_pass is not None:
                 on_pass(result)
             wait = interval if result.stopped_by in ("drained", "rate_limited") else 0.0
@@ -642,21 +712,69 @@ def flush(
 ) -> FlushResult:
     """Run one flush pass with a client built from settings (or the one given).
 
-    This is what ``manage.py synerise_flush`` and the Celery task call. Safe to
-    run in many processes at once: each claims disjoint rows. Once an hour per
-    process it also purges sent rows older than ``RETAIN_SENT`` days
-    (:func:`~django_synerise.outbox.purge_if_due`).
+    This is what the Celery task calls. Safe to run in many processes at once:
+    each claims disjoint rows. Then purges old sent rows when due
+    (:func:`purge_if_due`). Raises
+    :class:`~django_synerise.exceptions.AuthenticationError` for refused
+    credentials (see :meth:`Dispatcher.flush`).
     """
     dispatcher = Dispatcher(
         client, batch_size=batch_size, should_stop=should_stop, on_progress=on_progress
     )
     result = dispatcher.flush(max_events=max_events)
+    purge_if_due()
+    return result
+
+
+def run(
+    *,
+    batch_size: Any = None,
+    max_events: Any = None,
+    loop: bool = False,
+    interval: Any = 5.0,
+    client: SyneriseClient | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    sleep: Callable[[float], Any] = time.sleep,
+    on_progress: Callable[[FlushResult], None] | None = None,
+    on_pass: Callable[[FlushResult], None] | None = None,
+    report: Callable[[str], None] | None = None,
+) -> FlushResult:
+    """What ``manage.py synerise_flush`` runs: one pass, or passes until stopped.
+
+    Checks the options first (:func:`check_batch_size`, :func:`check_max_events`,
+    :func:`check_interval`; they accept their text too) and raises
+    :class:`FlushOptionError` before anything is claimed; raises
+    :class:`~django_synerise.exceptions.SyneriseConfigurationError` when the
+    settings cannot build a client. Then :meth:`Dispatcher.run`, which purges
+    old sent rows when due, like :func:`flush`, and never raises for refused
+    credentials: the totals say so in ``refused``.
+    """
+    max_events = None if max_events is None else check_max_events(max_events)
+    interval = check_interval(interval)
+    dispatcher = Dispatcher(
+        client,
+        batch_size=None if batch_size is None else check_batch_size(batch_size),
+        should_stop=should_stop,
+        on_progress=on_progress,
+        sleep=sleep,
+    )
+    return dispatcher.run(
+        loop=loop, interval=interval, max_events=max_events, on_pass=on_pass, report=report
+    )
+
+
+def purge_if_due() -> None:
+    """Purge sent rows older than ``RETAIN_SENT`` days, at most hourly per process.
+
+    Every flusher calls it after each pass (the Celery task, ``synerise_flush``
+    and its ``--loop``), so old rows go without a scheduled purge. See
+    :func:`django_synerise.outbox.purge_if_due`.
+    """
     try:
         outbox.purge_if_due()
     except Exception:
         # Housekeeping: a failed purge is retried next hour and never fails delivery.
         logger.exception("automatic purge of sent outbox rows failed")
-    return result
 
 
 def _reasons(result: FlushResult) -> str:
@@ -676,10 +794,15 @@ def _due_count(now: dt.datetime, limit: int | None) -> int:
     return count
 
 
-def preview(
-    *, max_events: int | None = None, batch_size: int | None = None
-) -> list[PlannedRequest]:
-    """The requests a pass would send now, without claiming, sending or changing anything."""
+def preview(*, max_events: Any = None, batch_size: Any = None) -> list[PlannedRequest]:
+    """The requests a pass would send now, without claiming, sending or changing anything.
+
+    Raises :class:`FlushOptionError` for an option out of range, as :func:`run` does.
+    """
+    if max_events is not None:
+        max_events = check_max_events(max_events)
+    if batch_size is not None:
+        batch_size = check_batch_size(batch_size)
     queryset = (
         OutboxEvent.objects.using(outbox.db_alias())
         .filter(status="pending", next_attempt_at__lte=timezone.now())
@@ -689,10 +812,7 @@ def preview(
     if max_events is not None:
         queryset = queryset[:max_events]
     rows = [ClaimedEvent(*values) for values in queryset.iterator(chunk_size=2000)]
-    options = SendOptions(
-        ai_events_api=synerise_settings.AI_EVENTS_API,
-        ai_timestamp_format=synerise_settings.AI_TIMESTAMP_FORMAT,
-    )
+    options = send_options()
     return [
         PlannedRequest(
             endpoint=endpoint.name,

@@ -476,3 +476,29 @@ def test_docs_outage_settings_sample(synerise_stand_in, settings):
     assert failed.value.returncode == 3
     tried = [r for r in synerise_stand_in.requests if r.path == "/v4/events/batch"]
     assert len(tried) == documented["OUTAGE_FAILURES"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("args", [(), ("--loop", "--max-events", "1", "--interval", "0")])
+def test_every_flusher_purges_old_sent_rows(monkeypatch, synerise_stand_in, args):
+    """Before: only the Celery task purged; a site flushing with the command kept
+    sent rows (and the profile data in them) until a purge was scheduled by hand."""
+    monkeypatch.setattr(outbox, "_last_auto_purge", float("-inf"))
+    rows = django_synerise.track_many(
+        [django_synerise.events.CustomEvent("dog.bark", client={"customId": "1"})] * 3
+    )
+    old = timezone.now() - dt.timedelta(days=8)
+    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows[:2]]).update(status="sent", sent_at=old)
+    assert "sent 1," in flush(*args)
+    assert list(OutboxEvent.objects.values_list("status", flat=True)) == ["sent"]
+
+
+@pytest.mark.django_db
+def test_a_dry_run_purges_nothing(monkeypatch):
+    monkeypatch.setattr(outbox, "_last_auto_purge", float("-inf"))
+    row = django_synerise.track("dog.bark", client={"customId": "1"})
+    OutboxEvent.objects.filter(pk=row.pk).update(
+        status="sent", sent_at=timezone.now() - dt.timedelta(days=8)
+    )
+    flush("--dry-run")
+    assert OutboxEvent.objects.filter(pk=row.pk).exists()
