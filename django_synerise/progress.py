@@ -25,17 +25,23 @@ __all__ = ["Progress", "format_duration"]
 
 
 def format_duration(seconds: float) -> str:
-    """``"42 s"``, ``"3 min 20 s"``, ``"2 h 5 min"``; ``"?"`` when unknown."""
+    """``"42 s"``, ``"3 min 20 s"``, ``"2 h 5 min"``, ``"3 d 4 h"``; ``"?"`` when unknown.
+
+    Whole seconds, truncated: an outbox row 59.9 s old is not yet a minute old.
+    """
     if not math.isfinite(seconds) or seconds < 0:
         return "?"
-    whole = round(seconds)
+    whole = int(seconds)
     if whole < 60:
         return f"{whole} s"
     minutes, secs = divmod(whole, 60)
     if minutes < 60:
         return f"{minutes} min {secs} s"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
+    if hours < 24:
+        return f"{hours} h {minutes} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h"
 
 
 class Progress:

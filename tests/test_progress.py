@@ -30,6 +30,9 @@ def test_format_duration() -> None:
         "2 h 5 min",
     ]
     assert format_duration(float("inf")) == "?"
+    # The outbox's ages too (synerise_outbox stats): days, and not a minute before it is one.
+    assert format_duration(59.9) == "59 s"
+    assert format_duration(3 * 86_400 + 4 * 3600 + 59) == "3 d 4 h"
 
 
 def test_draws_sent_remaining_rate_and_eta_on_a_terminal() -> None:

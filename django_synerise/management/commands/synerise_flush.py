@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ... import dispatch
 from ...conf import synerise_settings
 from ...dispatch import FlushOptionError, FlushResult
-from ...endpoints import endpoint_for
+from ...endpoints import API_MAX_ITEMS, endpoint_for
 from ...exceptions import SyneriseConfigurationError
 from ...progress import Progress
 from .synerise_outbox import count_text
@@ -76,7 +76,7 @@ class Command(BaseCommand):
             metavar="N",
             type=_argument(dispatch.check_batch_size),
             default=None,
-            help="v4 events per request (1-1000; default SYNERISE['BATCH_SIZE']).",
+            help=f"v4 events per request (1-{API_MAX_ITEMS}; default SYNERISE['BATCH_SIZE']).",
         )
         parser.add_argument(
             "--max-events",

@@ -23,23 +23,12 @@ from django.utils.dateparse import parse_date, parse_datetime
 from ... import outbox
 from ...conf import synerise_settings
 from ...models import OutboxEvent
+from ...progress import format_duration
 
 
 def format_age(seconds: float | None) -> str:
-    """``"-"``, ``"42 s"``, ``"5 min 3 s"``, ``"2 h 10 min"`` or ``"3 d 4 h"``."""
-    if seconds is None:
-        return "-"
-    whole = int(seconds)
-    if whole < 60:
-        return f"{whole} s"
-    minutes, secs = divmod(whole, 60)
-    if minutes < 60:
-        return f"{minutes} min {secs} s"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h"
+    """``"-"`` when there is no such row, else :func:`~django_synerise.progress.format_duration`."""
+    return "-" if seconds is None else format_duration(seconds)
 
 
 def parse_since(value: str) -> dt.datetime:
