@@ -6,25 +6,13 @@ The login and token refresh flows are tested through the client, in test_client.
 from __future__ import annotations
 
 import base64
-import json
 import threading
-from typing import Any
 
 import pytest
 from django.core.cache import caches
 
 from django_synerise.auth import DjangoTokenCache, MemoryTokenCache, jwt_expiry
-
-
-def make_jwt(exp: float | None = None, **claims: Any) -> str:
-    def segment(data: dict[str, Any]) -> str:
-        raw = json.dumps(data).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    payload = dict(claims)
-    if exp is not None:
-        payload["exp"] = exp
-    return f"{segment({'alg': 'HS256', 'typ': 'JWT'})}.{segment(payload)}.c2lnbmF0dXJl"
+from tests.helpers import make_jwt
 
 
 class TestJwtExpiry:

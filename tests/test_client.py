@@ -41,24 +41,13 @@ from django_synerise.exceptions import (
     RetryableError,
     SyneriseError,
 )
+from tests.helpers import make_jwt
 
 BASE = "https://api.synerise.test"
 API_KEY = "ak-SECRET-5f0c1e0a-1111"
 TRACKER_KEY = "tk-SECRET-56ba9d02-2222"
 GUID = "guid-3333"
 UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
-
-
-def make_jwt(exp: float | None = None, **claims: Any) -> str:
-    def segment(data: dict[str, Any]) -> str:
-        raw = json.dumps(data).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    payload = dict(claims)
-    if exp is not None:
-        payload["exp"] = exp
-    payload.setdefault("jti", base64.b16encode(threading.get_ident().to_bytes(8, "big")).decode())
-    return f"{segment({'alg': 'HS256', 'typ': 'JWT'})}.{segment(payload)}.c2lnbmF0dXJl"
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.test import RequestFactory, override_settings
+from django.test import RequestFactory
 
 from django_synerise.identity import (
     get_client,
@@ -18,12 +18,9 @@ from django_synerise.identity import (
     resolve_client,
     user_client,
 )
+from tests.helpers import synerise
 
 UUID = "0b9a4d2e-6c1f-4f5e-9a7b-3c2d1e0f9a8b"
-
-
-def synerise(**overrides: Any) -> override_settings:
-    return override_settings(SYNERISE={**settings.SYNERISE, **overrides})
 
 
 def make_request(cookies: dict[str, str] | None = None, user: Any = None) -> Any:

@@ -17,6 +17,7 @@ from django.test import AsyncClient, Client, override_settings
 
 from django_synerise.models import OutboxEvent
 from tests.docs_samples import run_sample
+from tests.helpers import synerise
 from tests.testapp import producer_views
 
 pytestmark = pytest.mark.django_db
@@ -27,10 +28,6 @@ CHROME = (
     "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 )
 MIDDLEWARE = "django_synerise.middleware.PageVisitMiddleware"
-
-
-def synerise(**overrides: Any) -> override_settings:
-    return override_settings(SYNERISE={**settings.SYNERISE, **overrides})
 
 
 def page_visits(**overrides: Any) -> override_settings:

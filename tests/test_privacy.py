@@ -12,17 +12,17 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
-from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import RequestFactory, override_settings
+from django.test import RequestFactory
 
 import django_synerise
 from django_synerise.events import AIEvent
 from django_synerise.models import OutboxEvent
 from django_synerise.privacy import Person, delete_outbox_rows, find_outbox_rows
 from tests.docs_samples import run_sample, sample
+from tests.helpers import synerise
 
 ANN = "0f8fad5b-d9cb-469f-a165-70867728950e"
 OTHER = "7c9e6679-7425-40de-944b-e07fc1f90ae7"
@@ -31,10 +31,6 @@ CHROME = (
     "(KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"
 )
 PAGE_VISIT = "django_synerise.middleware.PageVisitMiddleware"
-
-
-def synerise(**overrides: Any) -> override_settings:
-    return override_settings(SYNERISE={**settings.SYNERISE, **overrides})
 
 
 # -- the consent recipes --------------------------------------------------------------------
