@@ -25,7 +25,10 @@ production):
 * body: valid JSON, no ``null`` anywhere, no NaN/Infinity, at most
   ``max_body_bytes`` (else 413) and ``max_batch_items`` items per batch;
 * shape: every rule of ``sending-events.txt`` and ``synerise-api.md`` (see the
-  ``_check_*`` functions; each error names the item index and the field).
+  ``_check_*`` functions; each error names the item index and the field), also for
+  profiles (``/v4/clients/batch``: flat, ``clientId``, boolean agreements) and catalog
+  items (``/catalogs/bags/{numeric id}/items/batch``; ``GET /catalogs/bags?searchBy=``
+  finds the ``catalogs`` given, see :meth:`LocalSynerise.add_catalog`).
 
 An invalid item fails the whole request with 400 and Synerise's error body;
 nothing of that request is recorded as accepted.
