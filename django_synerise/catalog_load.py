@@ -18,7 +18,7 @@ from typing import Any
 
 from django.apps import apps
 from django.core.cache import caches
-from django.db import transaction
+from django.db import reset_queries, transaction
 
 from . import outbox
 from .catalog import CatalogItem
@@ -123,6 +123,8 @@ def load_catalog(
         with transaction.atomic(using=outbox.db_alias()):
             outbox.enqueue_many(items)
         cache.set(key, last, None)
+        # With DEBUG on, Django logs every query of the run; a load is many of them.
+        reset_queries()
         enqueued += len(items)
         done += len(rows)
         if on_batch is not None:
