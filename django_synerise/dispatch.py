@@ -201,6 +201,41 @@ class FlushResult:
             f"({self.events_per_second:.0f} events/s)"
         )
 
+    def failure_lines(self) -> list[str]:
+        """One sentence per kind of failed request: ``"<what went wrong> (N events, to be retried)"``."""
+        return [
+            f"{message} ({events} event{'' if events == 1 else 's'}, to be retried)"
+            for message, events in self.failures.items()
+        ]
+
+    def refusal(self) -> str | None:
+        """A sentence naming the endpoints whose credentials Synerise refused, or ``None``."""
+        if not self.refused:
+            return None
+        by_message: dict[str, list[str]] = {}
+        for label, message in self.refused.items():
+            by_message.setdefault(message, []).append(label)
+        reasons = "; ".join(
+            f"{' and '.join(labels)}: {message}" for message, labels in by_message.items()
+        )
+        return (
+            f"Synerise refused the credentials for {reasons}. These events wait in the "
+            "outbox, unharmed, until the key is fixed."
+        )
+
+    def outage(self) -> str | None:
+        """A sentence saying Synerise could not be reached (:attr:`unreachable`), or ``None``."""
+        if not self.unreachable:
+            return None
+        left = "?" if self.remaining is None else f"{self.remaining:,}"
+        what = (
+            f"Synerise looks down: the pass stopped after {synerise_settings.OUTAGE_FAILURES} "
+            "failed requests in a row, leaving the rest untried (no attempt charged)"
+            if self.stopped_by == "unreachable"
+            else "Nothing was delivered: every request failed"
+        )
+        return f"{what}; {left} events wait in the outbox for the next flush."
+
 
 @dataclass(frozen=True)
 class PlannedRequest:

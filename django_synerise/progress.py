@@ -21,7 +21,7 @@ from typing import Any
 
 from django.core.management.base import OutputWrapper
 
-__all__ = ["Progress", "format_duration"]
+__all__ = ["PassProgress", "Progress", "format_duration"]
 
 
 def format_duration(seconds: float) -> str:
@@ -132,3 +132,34 @@ class Progress:
             self.out.flush()
         except (OSError, ValueError):
             self.enabled = False
+
+
+class PassProgress:
+    """A flush's ``on_progress`` watcher: one :class:`Progress` line per pass.
+
+    Called with each pass's result as its requests go out (anything with
+    ``due`` and ``handled``); a new pass finishes the previous line and starts
+    its own. Call :meth:`finish` when the flush is over.
+    """
+
+    def __init__(self, out: Any, *, delay: float = 1.0, interval: float = 0.5) -> None:
+        self.out = out
+        self.delay = delay
+        self.interval = interval
+        self._bar: Progress | None = None
+        self._for: Any = None
+
+    def __call__(self, result: Any) -> None:
+        if self._bar is None or self._for is not result:
+            self.finish()
+            self._bar = Progress(
+                self.out, total=result.due, delay=self.delay, interval=self.interval
+            )
+            self._for = result
+        self._bar.update(result.handled)
+
+    def finish(self) -> None:
+        """End the current line, if any."""
+        if self._bar is not None:
+            self._bar.finish()
+            self._bar = None

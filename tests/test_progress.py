@@ -6,7 +6,7 @@ import io
 
 from django.core.management.base import OutputWrapper
 
-from django_synerise.progress import Progress, format_duration
+from django_synerise.progress import PassProgress, Progress, format_duration
 
 
 class Tty(io.StringIO):
@@ -91,3 +91,21 @@ def test_writes_through_a_command_output_wrapper_without_newlines() -> None:
     progress.update(1)
     assert "\n" not in raw.getvalue()
     assert raw.getvalue().startswith("\rsent 1 of 2, 1 remaining")
+
+
+def test_pass_progress_draws_one_line_per_pass() -> None:
+    from django_synerise.dispatch import FlushResult
+
+    out = Tty()
+    watch = PassProgress(out, delay=0.0, interval=0.0)
+    first, second = FlushResult(due=10), FlushResult(due=4)
+    first.sent = 5
+    watch(first)
+    second.sent = 1
+    watch(second)  # a new pass: the first line is cleared, the second starts
+    watch.finish()
+    text = out.getvalue()
+    assert "sent 5 of 10, 5 remaining" in text
+    assert "sent 1 of 4, 3 remaining" in text
+    assert text.index("sent 5 of 10") < text.index("\r ") < text.index("sent 1 of 4")
+    assert text.endswith("\r")

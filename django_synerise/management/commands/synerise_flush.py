@@ -15,12 +15,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ... import dispatch
-from ...conf import synerise_settings
 from ...dispatch import FlushOptionError, FlushResult
 from ...endpoints import API_MAX_ITEMS, endpoint_for
 from ...exceptions import SyneriseConfigurationError
-from ...progress import Progress
-from .synerise_outbox import count_text
+from ...progress import PassProgress
 
 #: Exit status when Synerise could not be reached or nothing got through
 #: (1: settings or credentials; 2: a wrong command line, as argparse has it).
@@ -116,8 +114,9 @@ class Command(BaseCommand):
 
     def _run(self, stop: threading.Event, options: dict[str, Any]) -> None:
         tty = hasattr(self.stdout, "isatty") and self.stdout.isatty()
-        self._bar: Progress | None = None
-        self._bar_for: FlushResult | None = None
+        progress = PassProgress(
+            self.stdout, delay=self.progress_delay, interval=self.progress_interval
+        )
 
         def each_pass(result: FlushResult) -> None:
             if not tty and options["loop"] and (result.sent or result.retried or result.dead):
@@ -132,59 +131,19 @@ class Command(BaseCommand):
                 should_stop=stop.is_set,
                 # A wait a SIGTERM ends at once, not time.sleep().
                 sleep=stop.wait,
-                on_progress=self._progress if tty else None,
+                on_progress=progress if tty else None,
                 on_pass=each_pass,
                 report=self.stderr.write,
             )
-        if self._bar is not None:
-            self._bar.finish()
+        progress.finish()
         self.stdout.write(total.summary())
-        self._explain(total, options["loop"])
-
-    def _explain(self, total: FlushResult, loop: bool) -> None:
-        """One line per kind of failure; a non-zero exit when the work could not be done."""
-        for message, events in total.failures.items():
-            self.stderr.write(f"{message} ({count_text(events, 'event')}, to be retried)")
-        if total.refused:
-            by_message: dict[str, list[str]] = {}
-            for label, message in total.refused.items():
-                by_message.setdefault(message, []).append(label)
-            reasons = "; ".join(
-                f"{' and '.join(labels)}: {message}" for message, labels in by_message.items()
-            )
-            raise CommandError(
-                f"Synerise refused the credentials for {reasons}. These events wait in the "
-                "outbox, unharmed, until the key is fixed.",
-                returncode=1,
-            )
-        if total.unreachable and not loop:
-            stopped = total.stopped_by == "unreachable"
-            left = "?" if total.remaining is None else f"{total.remaining:,}"
-            raise CommandError(
-                (
-                    f"Synerise looks down: the pass stopped after "
-                    f"{synerise_settings.OUTAGE_FAILURES} failed requests in a row, leaving the "
-                    "rest untried (no attempt charged)"
-                    if stopped
-                    else "Nothing was delivered: every request failed"
-                )
-                + f"; {left} events wait in the outbox for the next flush.",
-                returncode=EXIT_UNREACHABLE,
-            )
-
-    def _progress(self, result: FlushResult) -> None:
-        # One line per pass, redrawn as its requests go out (a new pass, a new line).
-        if self._bar is None or self._bar_for is not result:
-            if self._bar is not None:
-                self._bar.finish()
-            self._bar = Progress(
-                self.stdout,
-                total=result.due,
-                delay=self.progress_delay,
-                interval=self.progress_interval,
-            )
-            self._bar_for = result
-        self._bar.update(result.handled)
+        # One line per kind of failure; a non-zero exit when the work could not be done.
+        for line in total.failure_lines():
+            self.stderr.write(line)
+        if refusal := total.refusal():
+            raise CommandError(refusal, returncode=1)
+        if not options["loop"] and (outage := total.outage()):
+            raise CommandError(outage, returncode=EXIT_UNREACHABLE)
 
     def _dry_run(self, max_events: Any, batch_size: Any) -> None:
         planned = dispatch.preview(max_events=max_events, batch_size=batch_size)
