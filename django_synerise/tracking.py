@@ -37,7 +37,13 @@ from django.utils import timezone
 
 from . import outbox
 from .conf import synerise_settings
-from .events import CLIENT_IDENTIFIERS, UTM_PARAMETERS, CustomEvent, Event
+from .events import (
+    CLIENT_IDENTIFIERS,
+    UTM_PARAMETERS,
+    CustomEvent,
+    Event,
+    source_from_user_agent,
+)
 from .exceptions import InvalidEventError
 from .identity import may_track, resolve_client
 from .middleware import MAX_URL_CHARS, clean_referrer, clean_url
@@ -70,17 +76,21 @@ def request_context(request: HttpRequest) -> dict[str, Any]:
     ``url``, ``path`` and ``referrer`` as page visits report them (the query
     string reduced to the UTM parameters and ``PAGE_VISITS["KEEP_QUERY_PARAMS"]``,
     ``MASK_PATHS`` applied, a cross-site referrer cut to its origin: see
-    :func:`django_synerise.middleware.clean_url`), ``userAgent``, and the UTM
-    parameters by their own names (``utm_source`` ...). Absent values are left
-    out; URLs and the user agent are cut to 2,048 characters.
+    :func:`django_synerise.middleware.clean_url`), ``userAgent``, ``source``
+    (Synerise's event source: ``WEB_MOBILE`` for a phone or tablet browser, else
+    ``WEB_DESKTOP``, see :func:`django_synerise.events.source_from_user_agent`),
+    and the UTM parameters by their own names (``utm_source`` ...). Absent
+    values are left out; URLs and the user agent are cut to 2,048 characters.
     """
     url = clean_url(request)
     query = request.GET
+    user_agent = request.META.get("HTTP_USER_AGENT")
     context: dict[str, Any] = {
         "url": url,
         "path": urlsplit(url).path,
         "referrer": clean_referrer(request),
-        "userAgent": _cap(request.META.get("HTTP_USER_AGENT")),
+        "userAgent": _cap(user_agent),
+        "source": source_from_user_agent(user_agent),
     }
     for key in UTM_PARAMETERS:
         if query.get(key):

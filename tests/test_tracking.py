@@ -80,10 +80,48 @@ def test_track_with_a_request_identifies_the_visitor_and_adds_the_page_context()
         "path": "/shoes/",
         "referrer": "https://search.example/",
         "userAgent": CHROME,
+        "source": "WEB_DESKTOP",
         "utm_source": "news",
         "utm_campaign": "june",
         "size": 42,
     }
+
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("user_agent", "source"),
+    [(IPHONE, "WEB_MOBILE"), (CHROME, "WEB_DESKTOP"), (None, "WEB_DESKTOP")],
+)
+def test_the_request_context_says_which_web_source_the_event_came_from(user_agent, source):
+    request = visitor_request()
+    if user_agent is None:
+        del request.META["HTTP_USER_AGENT"]
+    else:
+        request.META["HTTP_USER_AGENT"] = user_agent
+
+    body = payload(django_synerise.track("size.chosen", request=request))
+
+    assert body["params"]["source"] == source
+    assert ("userAgent" in body["params"]) is (user_agent is not None)
+
+
+@pytest.mark.django_db
+def test_the_request_context_source_reaches_the_stand_in(synerise_stand_in):
+    from django_synerise.dispatch import flush
+
+    request = visitor_request()
+    request.META["HTTP_USER_AGENT"] = IPHONE
+    django_synerise.track("size.chosen", request=request)
+    flush()
+
+    [event] = synerise_stand_in.events_of(type="custom")
+    assert event["body"]["params"]["source"] == "WEB_MOBILE"
 
 
 @pytest.mark.django_db
