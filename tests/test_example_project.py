@@ -42,11 +42,18 @@ DEMO_ACTIONS = {
     "client.login": ("/v4/events/batch", "logged-in"),
     "client.logout": ("/v4/events/batch", "logged-out"),
     "client.search": ("/v4/events/batch", "searched"),
+    # The shop vocabulary (django_synerise.events builders), cart status included.
+    "product.view": ("/v4/events/batch", "product-view"),
+    "product.addToFavorite": ("/v4/events/batch", "added-to-favorites"),
     "product.addToCart": ("/v4/events/batch", "added-to-cart"),
+    "product.removeFromCart": ("/v4/events/batch", "removed-from-cart"),
+    "cart.status": ("/v4/events/batch", "custom"),
     "transaction.charge": ("/v4/transactions/batch", "transaction"),
-    "recommendation.view": ("/events/v1/batch", "recommendation.view"),
-    "recommendation.click": ("/events/v1/batch", "recommendation.click"),
-    "item.search.click": ("/events/v1/batch", "item.search.click"),
+    "transaction.cancel": ("/v4/events/batch", "cancelled-transaction"),
+    # ai-compat, the default AI events API.
+    "recommendation.view": ("/v4/events/ai-compat/batch", "recommendation.view"),
+    "recommendation.click": ("/v4/events/ai-compat/batch", "recommendation.click"),
+    "item.search.click": ("/v4/events/ai-compat/batch", "item.search.click"),
     # Profiles (USER_PROFILES, and the merge at login and sign-up) and the catalog.
     "profile.update": ("/v4/clients/batch", "profile"),
     "profile.merge": ("/v4/clients/batch", "profile"),
@@ -270,7 +277,7 @@ def test_the_example_projects_own_tests_pass(shop_env: dict[str, str]) -> None:
     )
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"\b9 passed\b", result.stdout), result.stdout
+    assert re.search(r"\b17 passed\b", result.stdout), result.stdout
 
 
 def _free_port() -> int:
@@ -337,15 +344,17 @@ def test_clicking_through_the_served_shop_reaches_the_stand_in_cli(
 
         flush = manage({**shop_env, "SYNERISE_API_BASE_URL": stand_in_url}, "synerise_flush")
         assert flush.returncode == 0, flush.stderr
-        # The page visit, the view, and the 12 seeded products as catalog items.
-        assert flush.stdout.startswith("sent 14, retried 0, dead 0"), flush.stdout
+        # The page visit, the product view, the recommendation view, and the 12
+        # seeded products as catalog items.
+        assert flush.stdout.startswith("sent 15, retried 0, dead 0"), flush.stdout
     finally:
         server.terminate()
         server.wait(timeout=10)
         stand_in.send_signal(signal.SIGINT)
         report, _ = stand_in.communicate(timeout=10)
     assert re.search(r"^v4-batch\s+custom\s+1$", report, re.MULTILINE), report
-    assert re.search(r"^ai-batch\s+recommendation\.view\s+1$", report, re.MULTILINE), report
+    assert re.search(r"^v4-batch\s+product-view\s+1$", report, re.MULTILINE), report
+    assert re.search(r"^ai-compat-batch\s+recommendation\.view\s+1$", report, re.MULTILINE), report
 
 
 def test_make_demo_and_run_are_one_command_each() -> None:

@@ -2,6 +2,7 @@
 
 from django.http import HttpRequest
 
+from django_synerise.events import source_from_user_agent
 from django_synerise.identity import get_cookie_uuid
 
 from .models import Cart
@@ -20,7 +21,10 @@ def get_cart(request: HttpRequest) -> Cart | None:
 def get_or_create_cart(request: HttpRequest) -> Cart:
     cart = get_cart(request)
     if cart is None:
-        cart = Cart.objects.create(visitor_uuid=get_cookie_uuid(request) or "")
+        cart = Cart.objects.create(
+            visitor_uuid=get_cookie_uuid(request) or "",
+            source=source_from_user_agent(request.headers.get("User-Agent")),
+        )
         request.session[SESSION_KEY] = cart.pk
     if request.user.is_authenticated and cart.user_id is None:
         cart.user = request.user

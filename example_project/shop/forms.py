@@ -11,6 +11,10 @@ class CheckoutForm(forms.Form):
     email = forms.EmailField(help_text="We send the order confirmation here.")
 
 
+class OrderEmailForm(forms.Form):
+    email = forms.EmailField(label="Send the confirmation to")
+
+
 class NewsletterForm(forms.Form):
     email = forms.EmailField(label="Newsletter")
 

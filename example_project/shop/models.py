@@ -38,6 +38,8 @@ class Cart(models.Model):
     )
     # The visitor's Synerise profile UUID (_snrs_uuid cookie) when the cart was made.
     visitor_uuid = models.CharField(max_length=64, blank=True)
+    # Synerise's event source of the browser the cart was made in (WEB_DESKTOP, WEB_MOBILE).
+    source = models.CharField(max_length=16, default="WEB_DESKTOP")
     created_at = models.DateTimeField(auto_now_add=True)
     checked_out_at = models.DateTimeField(null=True, blank=True)
 
@@ -81,6 +83,7 @@ class Order(models.Model):
     total = models.DecimalField(max_digits=12, decimal_places=2)
     currency = models.CharField(max_length=3)
     placed_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-placed_at"]

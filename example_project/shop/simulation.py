@@ -1,7 +1,9 @@
 """Simulated shoppers for ``manage.py demo``: real requests through the whole stack.
 
 Every visitor is a Django test ``Client``: its requests go through the
-middleware (page visits), the views, the model hooks (cart adds, orders),
+middleware (page visits), the views (product views, favourites, removals
+from the cart, cart status, cancellations), the model hooks (cart adds,
+orders and their updates),
 Django's auth (login and logout events) and the beacon endpoint, exactly as a
 browser's would. The recommendation and search beacons are the JSON bodies
 ``beacon.js`` posts, built from the ``data-synerise-*`` attributes of the page
@@ -15,6 +17,7 @@ Synerise received.
 import collections
 import json
 import random
+import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -52,8 +55,13 @@ PAGE_VISIT = "page.visit"
 REGISTERED = "client.register"
 LOGGED_IN = "client.login"
 LOGGED_OUT = "client.logout"
+PRODUCT_VIEW = "product.view"
+ADDED_TO_FAVORITES = "product.addToFavorite"
 ADDED_TO_CART = "product.addToCart"
+REMOVED_FROM_CART = "product.removeFromCart"
+CART_STATUS = "cart.status"
 TRANSACTION = "transaction.charge"
+CANCELLED_TRANSACTION = "transaction.cancel"
 SEARCHED = "client.search"
 NEWSLETTER = "newsletter.subscribed"
 RECOMMENDATION_VIEW = "recommendation.view"
@@ -84,6 +92,8 @@ class Frame:
     correlation_id: str
     campaign_id: str | None
     items: list[tuple[str, int | None]] = field(default_factory=list)
+    #: A search frame's searchType, as beacon.js reads it (the tag's default when absent).
+    search_type: str | None = None
 
 
 class FrameParser(HTMLParser):
@@ -96,11 +106,17 @@ class FrameParser(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
         if attributes.get("data-synerise-frame"):
+            kind = str(attributes["data-synerise-frame"])
             self.frames.append(
                 Frame(
-                    kind=str(attributes["data-synerise-frame"]),
+                    kind=kind,
                     correlation_id=str(attributes.get("data-synerise-correlation-id") or ""),
                     campaign_id=attributes.get("data-synerise-campaign-id"),
+                    search_type=(
+                        attributes.get("data-synerise-search-type") or "full-text-search"
+                        if kind == "search"
+                        else None
+                    ),
                 )
             )
         elif attributes.get("data-synerise-item") and self.frames:
@@ -131,14 +147,22 @@ class Visitor:
         self.client.cookies[COOKIE_NAME] = str(uuid.uuid4())
         self.username: str | None = None
         self.password: str | None = None
-        self.has_cart = False
+        self.cart_lines = 0
+        self.favourites: set[str] = set()
+
+    @property
+    def has_cart(self) -> bool:
+        return self.cart_lines > 0
 
     def _count(self, action: str) -> None:
         self.simulation.counts[action] += 1
 
-    def _chance(self, action: str, probability: float) -> bool:
-        """Random, except that the first chance of each action is always taken."""
-        return self.simulation.counts[action] == 0 or self.rng.random() < probability
+    def chance(self, choice: str, probability: float) -> bool:
+        """Random, except that the first chance of each choice is always taken."""
+        if choice not in self.simulation.chosen:
+            self.simulation.chosen.add(choice)
+            return True
+        return self.rng.random() < probability
 
     def _expect(self, response: HttpResponse, status: int, what: str) -> HttpResponse:
         if response.status_code != status:
@@ -165,6 +189,9 @@ class Visitor:
             body["campaignId"] = frame.campaign_id
         if position is not None:
             body["position"] = position
+        if event_type == SEARCH_CLICK and frame.search_type:
+            body["searchType"] = frame.search_type
+            self.simulation.details[f"{frame.search_type} click"] += 1
         response = self.client.post(
             reverse("django_synerise:beacon"),
             data=json.dumps(body),
@@ -174,27 +201,50 @@ class Visitor:
         self._expect(response, 204, f"{event_type} beacon")
         self._count(event_type)
 
+    def view_product(self, sku: str) -> HttpResponse:
+        """A product page: a page visit and a ``product.view``."""
+        page = self.visit(reverse("shop:product", args=[sku]))
+        self._count(PRODUCT_VIEW)
+        return page
+
     def browse_product(self, product: Product) -> None:
-        page = self.visit(product.get_absolute_url())
+        page = self.view_product(product.sku)
+        if product.sku not in self.favourites and self.chance(ADDED_TO_FAVORITES, 0.15):
+            response = self.client.post(reverse("shop:favourite", args=[product.sku]))
+            self._expect(response, 302, f"add {product.sku} to the favourites")
+            self._count(ADDED_TO_FAVORITES)
+            self.favourites.add(product.sku)
         frames = frames_of(page, "recommendation")
-        if not frames or not self._chance(RECOMMENDATION_VIEW, 0.8):
+        if not frames or not self.chance(RECOMMENDATION_VIEW, 0.8):
             return  # left before scrolling down to the recommendations
         frame = frames[0]
         self.beacon(RECOMMENDATION_VIEW, frame, [item for item, _ in frame.items], None)
-        if self._chance(RECOMMENDATION_CLICK, 0.4):
+        if self.chance(RECOMMENDATION_CLICK, 0.4):
             item, _ = self.rng.choice(frame.items)
             self.beacon(RECOMMENDATION_CLICK, frame, [item], None)
-            self.visit(reverse("shop:product", args=[item]))
+            self.view_product(item)
 
     def search(self) -> None:
         term = self.rng.choice(SEARCH_TERMS)
+        # Typing in the search box: its script fetches suggestions (not a page visit).
+        suggestions = self._expect(
+            self.client.get(reverse("shop:suggest"), {"q": term}, HTTP_SEC_FETCH_DEST="empty"),
+            200,
+            "search suggestions",
+        )
+        frames = frames_of(suggestions, "search")
+        if frames and frames[0].items and self.chance("autocomplete click", 0.3):
+            item, position = self.rng.choice(frames[0].items)
+            self.beacon(SEARCH_CLICK, frames[0], [item], position)
+            self.view_product(item)
+            return
         page = self.visit(f"{reverse('shop:search')}?q={term}")
         self._count(SEARCHED)
         frames = frames_of(page, "search")
-        if frames and frames[0].items and self._chance(SEARCH_CLICK, 0.7):
+        if frames and frames[0].items and self.chance(SEARCH_CLICK, 0.7):
             item, position = self.rng.choice(frames[0].items)
             self.beacon(SEARCH_CLICK, frames[0], [item], position)
-            self.visit(reverse("shop:product", args=[item]))
+            self.view_product(item)
 
     def add_to_cart(self, product: Product) -> None:
         response = self.client.post(
@@ -203,17 +253,46 @@ class Visitor:
         )
         self._expect(response, 302, f"add {product.sku} to the cart")
         self._count(ADDED_TO_CART)
-        self.has_cart = True
+        self._count(CART_STATUS)
+        self.cart_lines += 1
         self.visit(reverse("shop:cart"))
 
-    def check_out(self) -> None:
+    def remove_from_cart(self) -> None:
+        """Remove one line, with the button the cart page shows for it."""
+        page = self.visit(reverse("shop:cart"))
+        removes = re.findall(r'action="(/cart/remove/\d+/)"', page.content.decode())
+        if len(removes) != self.cart_lines:
+            raise SimulationError(f"the cart shows {len(removes)} lines, not {self.cart_lines}")
+        response = self.client.post(self.rng.choice(removes))
+        self._expect(response, 302, "remove a line from the cart")
+        self._count(REMOVED_FROM_CART)
+        self._count(CART_STATUS)
+        self.cart_lines -= 1
+
+    def check_out(self) -> str:
+        """Place the order; return its page's URL."""
         self.visit(reverse("shop:checkout"))
         email = f"{self.username or 'guest-' + secrets.token_hex(4)}@example.com"
         response = self.client.post(reverse("shop:checkout"), {"email": email})
         self._expect(response, 302, "place an order")
         self._count(TRANSACTION)
-        self.has_cart = False
+        self._count(CART_STATUS)  # the emptied cart
+        self.cart_lines = 0
         self.visit(response["Location"])
+        return str(response["Location"])
+
+    def change_order_email(self, order_url: str) -> None:
+        """A corrected address: the transaction is sent again, with the same salt and time."""
+        email = f"corrected-{secrets.token_hex(4)}@example.com"
+        response = self.client.post(f"{order_url}email/", {"email": email})
+        self._expect(response, 302, "change an order's e-mail address")
+        self._count(TRANSACTION)
+        self.simulation.details["updated order (same eventSalt and recordedAt)"] += 1
+
+    def cancel_order(self, order_url: str) -> None:
+        response = self.client.post(f"{order_url}cancel/")
+        self._expect(response, 302, "cancel an order")
+        self._count(CANCELLED_TRANSACTION)
 
     def sign_up(self) -> None:
         self.visit(reverse("shop:signup"))
@@ -263,6 +342,9 @@ class Simulation:
         self.visitors = visitors
         self.rng = random.Random(seed)
         self.counts: collections.Counter[str] = collections.Counter()
+        self.chosen: set[str] = set()
+        #: Kinds of some actions (search types, order updates), for the report.
+        self.details: collections.Counter[str] = collections.Counter()
 
     def run(self) -> collections.Counter[str]:
         products = list(Product.objects.all())
@@ -292,8 +374,14 @@ class Simulation:
         if member or number % 2 == 1:
             for product in self.rng.sample(products, self.rng.randint(1, 2)):
                 visitor.add_to_cart(product)
+            if visitor.chance(REMOVED_FROM_CART, 0.3):
+                visitor.remove_from_cart()
         if visitor.has_cart and number % 4 != 3:
-            visitor.check_out()
+            order_url = visitor.check_out()
+            if visitor.chance(TRANSACTION + " update", 0.3):
+                visitor.change_order_email(order_url)
+            if visitor.chance(CANCELLED_TRANSACTION, 0.2):
+                visitor.cancel_order(order_url)
         if number % 5 == 0:
             visitor.subscribe()
         if member and number % 2 == 0:

@@ -1,8 +1,10 @@
 """Everything the shop tells Synerise about its models, in one place.
 
 * a line added to a cart → the dedicated ``added-to-cart`` event (``product.addToCart``);
-* an order placed → a Synerise transaction (``/v4/transactions``), from which
-  Synerise derives one ``product.buy`` event per product;
+* an order placed or updated → a Synerise transaction (``/v4/transactions``), from
+  which Synerise derives one ``product.buy`` event per product. Its ``eventSalt``
+  and ``recordedAt`` come from the order (its number, its checkout time), so an
+  updated order overwrites the transaction Synerise has instead of adding one;
 * a product saved → an item of the ``SHOP_CATALOG`` catalog
   (``/catalogs/bags/{id}/items/batch``); ``manage.py synerise_catalog_load``
   sends them all the first time.
@@ -14,6 +16,9 @@ Both are written to the outbox in the same database transaction as the row
 that caused them. Page visits come from ``PageVisitMiddleware``, logins and
 logouts from django-synerise's auth hooks, ``registered`` from the sign-up
 view, recommendation views and clicks from ``beacon.js`` (see the templates).
+The views send what only a request knows, with the builders of
+``django_synerise.events``: product views, favourites, removals from the cart,
+the cart's status after each change (abandoned-cart journeys) and cancellations.
 """
 
 import copy
@@ -22,11 +27,11 @@ from typing import Any
 
 from django.conf import settings
 
-from django_synerise import track_catalog, track_model
+from django_synerise import events, track_catalog, track_model
 from django_synerise.events import Event
 from django_synerise.identity import user_client
 
-from .models import CartLine, Order, Product
+from .models import Cart, CartLine, Order, Product
 
 
 def _client(user: Any, visitor_uuid: str, email: str = "") -> dict[str, Any]:
@@ -55,8 +60,47 @@ def cart_line_params(line: CartLine) -> dict[str, Any]:
         "finalUnitPrice": price,
         "regularUnitPrice": price,
         "url": line.product.get_absolute_url(),
-        "source": "WEB_DESKTOP",
+        "source": line.cart.source,
     }
+
+
+def cart_client(cart: Cart) -> dict[str, Any]:
+    return _client(cart.user, cart.visitor_uuid)
+
+
+def product_dict(product: Product, quantity: int = 1) -> dict[str, Any]:
+    """A product as the builders of ``django_synerise.events`` take it."""
+    return {
+        "sku": product.sku,
+        "name": product.name,
+        "category": product.category,
+        "quantity": quantity,
+        "finalUnitPrice": product.price,
+        "url": product.get_absolute_url(),
+    }
+
+
+def line_dict(line: CartLine) -> dict[str, Any]:
+    """A cart line as a product dict: the price it had when it was added."""
+    return {**product_dict(line.product, line.quantity), "finalUnitPrice": line.unit_price}
+
+
+def cart_status(cart: Cart) -> events.CustomEvent | None:
+    """The whole cart as ``cart.status``; a checked-out cart is an emptied one.
+
+    Sent after every change, so that an abandoned-cart journey always reads the
+    cart as it is (and stops once it is empty). ``None`` when nobody is known.
+    """
+    client = cart_client(cart)
+    if not client:
+        return None
+    lines = [] if cart.checked_out_at else cart.lines.select_related("product")
+    return events.cart_status(
+        client=client,
+        products=[line_dict(line) for line in lines],
+        currency=settings.SHOP_CURRENCY,
+        source=cart.source,
+    )
 
 
 def order_client(order: Order) -> dict[str, Any]:
@@ -79,6 +123,11 @@ def order_transaction(order: Order) -> dict[str, Any]:
             for line in order.cart.lines.select_related("product")
         ],
         "payment_info": {"method": "CASH_ON_DELIVERY"},
+        "source": order.cart.source,
+        # Synerise overwrites a transaction when both match: an updated order
+        # (a corrected e-mail address) replaces the one sent at checkout.
+        "salt": order.pk,
+        "recorded_at": order.placed_at,
     }
 
 
@@ -93,6 +142,18 @@ def product_item(product: Product) -> dict[str, Any]:
     }
 
 
+def order_cancellation(order: Order, source: str) -> events.DedicatedEvent:
+    """``transaction.cancel`` for a cancelled order, with what it contained."""
+    return events.cancelled_transaction(
+        client=order_client(order),
+        order_id=str(order.pk),
+        products=[line_dict(line) for line in order.cart.lines.select_related("product")],
+        revenue=order.total,
+        currency=order.currency,
+        source=source,
+    )
+
+
 def track_shop_models() -> None:
     """Connect the model hooks; called from ``ShopConfig.ready()``."""
     track_catalog(Product, catalog=settings.SHOP_CATALOG, key="sku", value=product_item)
@@ -105,8 +166,11 @@ def track_shop_models() -> None:
     track_model(
         Order,
         event_type="transaction",
+        on=("created", "updated"),
         client=order_client,
         transaction=order_transaction,
+        # A cancelled order is a cancellation (order_cancellation, sent by the view).
+        when=lambda order, created: order.cancelled_at is None,
     )
 
 

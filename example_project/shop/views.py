@@ -1,8 +1,12 @@
 """The shop's pages. Synerise tracking here is explicit only where a view knows
-something no hook can see: a sign-up, a search, a newsletter subscription.
+something no hook can see: a sign-up, a search, a newsletter subscription, a
+product viewed or made a favourite, a line removed, the cart's new status, a
+cancellation (each with the browser's event source, from its user agent).
 Page visits, cart adds, orders, logins and logouts are tracked without a line
 of code in these views (middleware and model hooks, see ``shop/synerise.py``).
 """
+
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
@@ -14,16 +18,36 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from django_synerise import atrack, events, track, track_event
+from django_synerise.events import source_from_user_agent
 from django_synerise.hooks import track_registration
-from django_synerise.identity import get_client, get_cookie_uuid
+from django_synerise.identity import get_client, get_cookie_uuid, may_track
 from django_synerise.middleware import set_page_title
 
-from . import recommendations
+from . import recommendations, synerise
 from .cart import SESSION_KEY, get_cart, get_or_create_cart
-from .forms import AddToCartForm, CheckoutForm, NewsletterForm, SignUpForm
-from .models import NewsletterSubscription, Order, Product
+from .forms import AddToCartForm, CheckoutForm, NewsletterForm, OrderEmailForm, SignUpForm
+from .models import Cart, NewsletterSubscription, Order, Product
 
 ORDERS_SESSION_KEY = "order_ids"
+FAVOURITES_SESSION_KEY = "favourites"
+
+
+def _shopper(request: HttpRequest) -> dict[str, Any] | None:
+    """The visitor's Synerise identifiers, or ``None`` when unknown or not to be tracked."""
+    return get_client(request) if may_track(request) else None
+
+
+def _source(request: HttpRequest) -> str:
+    return source_from_user_agent(request.headers.get("User-Agent"))
+
+
+def _send_cart_status(request: HttpRequest, cart: Cart) -> None:
+    """The cart's new status, in the caller's transaction (see ``synerise.cart_status``)."""
+    if not may_track(request):
+        return
+    event = synerise.cart_status(cart)
+    if event is not None:
+        track_event(event, request=request)
 
 
 def index(request: HttpRequest) -> HttpResponse:
@@ -34,6 +58,17 @@ def index(request: HttpRequest) -> HttpResponse:
 def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
     product = get_object_or_404(Product, sku=sku)
     set_page_title(request, product.name)
+    client = _shopper(request)
+    if client:
+        track_event(
+            events.product_view(
+                client=client,
+                product=synerise.product_dict(product),
+                currency=settings.SHOP_CURRENCY,
+                source=_source(request),
+            ),
+            request=request,
+        )
     return render(
         request,
         "shop/product.html",
@@ -41,8 +76,41 @@ def product_detail(request: HttpRequest, sku: str) -> HttpResponse:
             "product": product,
             "form": AddToCartForm(),
             "recommendation": recommendations.similar_products(product),
+            "favourite": sku in request.session.get(FAVOURITES_SESSION_KEY, []),
         },
     )
+
+
+@require_POST
+def add_to_favourites(request: HttpRequest, sku: str) -> HttpResponse:
+    product = get_object_or_404(Product, sku=sku)
+    favourites = request.session.get(FAVOURITES_SESSION_KEY, [])
+    client = _shopper(request)
+    if sku not in favourites:
+        request.session[FAVOURITES_SESSION_KEY] = [*favourites, sku]
+        if client:
+            track_event(
+                events.add_to_favorites(
+                    client=client,
+                    product=synerise.product_dict(product),
+                    currency=settings.SHOP_CURRENCY,
+                    source=_source(request),
+                ),
+                request=request,
+            )
+    messages.success(request, f"{product.name} is in your favourites.")
+    return redirect(product)
+
+
+def search_suggestions(request: HttpRequest) -> HttpResponse:
+    """The search box's suggestions, a fragment its script fetches as the visitor types.
+
+    Fetched with ``fetch()``: the page-visit middleware does not count it as a
+    page. A click on a suggestion is an ``autocomplete`` search click.
+    """
+    query = request.GET.get("q", "").strip()[:100]
+    results = recommendations.search(query, limit=5) if len(query) >= 2 else None
+    return render(request, "shop/suggestions.html", {"results": results})
 
 
 def search(request: HttpRequest) -> HttpResponse:
@@ -69,12 +137,39 @@ def add_to_cart(request: HttpRequest, sku: str) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose a quantity between 1 and 99.")
         return redirect(product)
-    cart = get_or_create_cart(request)
-    # The added-to-cart event is written by the model hook, in this same INSERT's transaction.
-    cart.lines.create(
-        product=product, quantity=form.cleaned_data["quantity"], unit_price=product.price
-    )
+    with transaction.atomic():
+        cart = get_or_create_cart(request)
+        # The added-to-cart event is written by the model hook, in this same INSERT's
+        # transaction; the cart's new status with it.
+        cart.lines.create(
+            product=product, quantity=form.cleaned_data["quantity"], unit_price=product.price
+        )
+        _send_cart_status(request, cart)
     messages.success(request, f"{product.name} is in your cart.")
+    return redirect("shop:cart")
+
+
+@require_POST
+def remove_from_cart(request: HttpRequest, line_id: int) -> HttpResponse:
+    cart = get_cart(request)
+    if cart is None:
+        return redirect("shop:cart")
+    line = get_object_or_404(cart.lines.select_related("product"), pk=line_id)
+    with transaction.atomic():
+        client = synerise.cart_client(cart) if may_track(request) else None
+        if client:
+            track_event(
+                events.remove_from_cart(
+                    client=client,
+                    product=synerise.line_dict(line),
+                    currency=settings.SHOP_CURRENCY,
+                    source=_source(request),
+                ),
+                request=request,
+            )
+        line.delete()
+        _send_cart_status(request, cart)
+    messages.success(request, f"{line.product.name} is no longer in your cart.")
     return redirect("shop:cart")
 
 
@@ -107,6 +202,7 @@ def checkout(request: HttpRequest) -> HttpResponse:
                 total=cart.total,
                 currency=settings.SHOP_CURRENCY,
             )
+            _send_cart_status(request, cart)  # emptied: the abandoned-cart journey ends
         request.session.pop(SESSION_KEY, None)
         request.session[ORDERS_SESSION_KEY] = [
             *request.session.get(ORDERS_SESSION_KEY, []),
@@ -118,16 +214,52 @@ def checkout(request: HttpRequest) -> HttpResponse:
     return render(request, "shop/checkout.html", {"form": form, "cart": cart, "lines": lines})
 
 
-def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    order = get_object_or_404(Order.objects.select_related("cart"), pk=pk)
-    owns = order.pk in request.session.get(ORDERS_SESSION_KEY, []) or (
+def _owns(request: HttpRequest, order: Order) -> bool:
+    return order.pk in request.session.get(ORDERS_SESSION_KEY, []) or (
         request.user.is_authenticated and order.user_id == request.user.pk
     )
-    if not owns:
+
+
+def order_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_object_or_404(Order.objects.select_related("cart"), pk=pk)
+    if not _owns(request, order):
         return HttpResponseForbidden("This is not your order.")
     set_page_title(request, f"Order #{order.pk}")
     lines = order.cart.lines.select_related("product")
-    return render(request, "shop/order.html", {"order": order, "lines": lines})
+    form = OrderEmailForm(initial={"email": order.email})
+    return render(request, "shop/order.html", {"order": order, "lines": lines, "form": form})
+
+
+@require_POST
+def change_order_email(request: HttpRequest, pk: int) -> HttpResponse:
+    """A corrected address: the Order hook re-sends the transaction, which overwrites."""
+    order = get_object_or_404(Order.objects.select_related("cart"), pk=pk)
+    if not _owns(request, order):
+        return HttpResponseForbidden("This is not your order.")
+    form = OrderEmailForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Enter a valid e-mail address.")
+    elif order.cancelled_at is None:
+        order.email = form.cleaned_data["email"]
+        order.save(update_fields=["email"])
+        messages.success(request, f"The confirmation goes to {order.email} now.")
+    return redirect(order)
+
+
+@require_POST
+def cancel_order(request: HttpRequest, pk: int) -> HttpResponse:
+    order = get_object_or_404(Order.objects.select_related("cart"), pk=pk)
+    if not _owns(request, order):
+        return HttpResponseForbidden("This is not your order.")
+    if order.cancelled_at is None:
+        with transaction.atomic():
+            order.cancelled_at = timezone.now()
+            # The Order hook skips cancelled orders: the cancellation is its own event.
+            order.save(update_fields=["cancelled_at"])
+            # The order names its customer already: consent was asked when it was placed.
+            track_event(synerise.order_cancellation(order, _source(request)), request=request)
+        messages.success(request, f"Order #{order.pk} is cancelled.")
+    return redirect(order)
 
 
 def signup(request: HttpRequest) -> HttpResponse:

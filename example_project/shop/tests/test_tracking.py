@@ -5,12 +5,14 @@ Synerise API and points ``settings.SYNERISE`` at it; ``synerise_flush`` then
 delivers the outbox there over real HTTP, and the test reads what arrived.
 """
 
+import json
+
 import pytest
 from django.core.management import call_command
 from django.db.models.signals import post_save
 from django.urls import reverse
 
-from shop.models import Order, Product
+from shop.models import CartLine, Order, Product
 
 pytestmark = pytest.mark.django_db
 
@@ -90,8 +92,9 @@ def test_a_recommendation_click_goes_to_the_ai_events_api(client, mug, synerise_
     call_command("synerise_flush")
 
     [click] = synerise_stand_in.events_of(type="recommendation.click")
-    assert click["endpoint"] == "ai-batch"
-    assert click["body"]["items"] == ["MUG-2"]
+    # ai-compat, the default AI events API (SYNERISE["AI_EVENTS_API"]).
+    assert click["endpoint"] == "ai-compat-batch"
+    assert click["body"]["item"] == "MUG-2"  # ai-compat: a click names one item
 
 
 UUID = "e0097757-d1e2-44ac-ba3c-d97979a354c1"
@@ -166,3 +169,170 @@ def test_the_visitor_cookie_is_secure_on_https(client):
     client.cookies.clear()
     secure = client.get(reverse("shop:index"), secure=True)
     assert secure.cookies["_snrs_uuid"]["secure"] is True
+
+
+# -- the shop vocabulary -------------------------------------------------------------
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+)
+
+
+def params_of(stand_in, event_type):
+    return [e["body"]["params"] for e in stand_in.events_of(type=event_type)]
+
+
+def test_a_product_page_sends_a_product_view_from_the_browsers_source(
+    client, mug, synerise_stand_in
+):
+    client.cookies["_snrs_uuid"] = VISITOR
+    client.get(mug.get_absolute_url(), HTTP_USER_AGENT=IPHONE)
+
+    call_command("synerise_flush")
+
+    [view] = synerise_stand_in.events_of(type="product-view")
+    assert view["body"]["client"] == {"uuid": VISITOR}
+    params = view["body"]["params"]
+    assert params["productId"] == "MUG-1"
+    assert params["name"] == "Mug"
+    assert params["finalUnitPrice"] == {"amount": 12.5, "currency": "EUR"}
+    assert params["source"] == "WEB_MOBILE"
+
+
+def test_a_favourite_is_sent_once(client, mug, synerise_stand_in):
+    client.cookies["_snrs_uuid"] = VISITOR
+    url = reverse("shop:favourite", args=[mug.sku])
+    assert client.post(url).status_code == 302
+    assert client.post(url).status_code == 302  # already a favourite
+    assert b"In your favourites" in client.get(mug.get_absolute_url()).content
+
+    call_command("synerise_flush")
+
+    [favourite] = params_of(synerise_stand_in, "added-to-favorites")
+    assert (favourite["productId"], favourite["source"]) == ("MUG-1", "WEB_DESKTOP")
+
+
+def test_cart_changes_send_removals_and_the_carts_status(client, mug, synerise_stand_in):
+    client.cookies["_snrs_uuid"] = VISITOR
+    tea = Product.objects.create(sku="TEA-1", name="Tea", category="Tea", price="4.00")
+    client.post(
+        reverse("shop:add_to_cart", args=[mug.sku]), {"quantity": 2}, HTTP_USER_AGENT=IPHONE
+    )
+    client.post(reverse("shop:add_to_cart", args=[tea.sku]), {"quantity": 1})
+    cart = client.get(reverse("shop:cart")).content.decode()
+    mug_line = CartLine.objects.get(product=mug)
+    assert reverse("shop:remove_from_cart", args=[mug_line.pk]) in cart
+    assert client.post(reverse("shop:remove_from_cart", args=[mug_line.pk])).status_code == 302
+
+    call_command("synerise_flush")
+
+    [added, _] = params_of(synerise_stand_in, "added-to-cart")
+    assert added["source"] == "WEB_MOBILE"  # the cart was made on a phone
+    [removed] = params_of(synerise_stand_in, "removed-from-cart")
+    assert (removed["sku"], removed["quantity"]) == ("MUG-1", 2)
+    assert removed["finalUnitPrice"] == {"amount": 12.5, "currency": "EUR"}
+    statuses = [
+        e["body"]["params"]
+        for e in synerise_stand_in.events_of(type="custom")
+        if e["body"]["action"] == "cart.status"
+    ]
+    assert [(s["total_amount"], s["total_quantity"]) for s in statuses] == [
+        (25.0, 2.0),
+        (29.0, 3.0),
+        (4.0, 1.0),
+    ]
+    assert [p["sku"] for p in statuses[-1]["products"]] == ["TEA-1"]
+
+
+def place_order(client, product):
+    client.post(reverse("shop:add_to_cart", args=[product.sku]), {"quantity": 2})
+    response = client.post(reverse("shop:checkout"), {"email": "ada@example.com"})
+    return Order.objects.get(), response["Location"]
+
+
+def test_checkout_empties_the_carts_status(client, mug, synerise_stand_in):
+    client.cookies["_snrs_uuid"] = VISITOR
+    place_order(client, mug)
+
+    call_command("synerise_flush")
+
+    last = [
+        e["body"]["params"]
+        for e in synerise_stand_in.events_of(type="custom")
+        if e["body"]["action"] == "cart.status"
+    ][-1]
+    assert (last["products"], last["total_amount"], last["total_quantity"]) == ([], 0.0, 0.0)
+
+
+def test_an_updated_order_overwrites_its_transaction(client, mug, synerise_stand_in):
+    order, url = place_order(client, mug)
+    assert client.post(f"{url}email/", {"email": "ada@work.example"}).status_code == 302
+
+    call_command("synerise_flush")
+
+    first, second = synerise_stand_in.events_of(type="transaction")
+    # Synerise overwrites when eventSalt and recordedAt both match.
+    for key in ("eventSalt", "recordedAt", "orderId"):
+        assert first["body"][key] == second["body"][key], key
+    assert first["body"]["eventSalt"] == str(order.pk)
+    assert (first["body"]["client"]["email"], second["body"]["client"]["email"]) == (
+        "ada@example.com",
+        "ada@work.example",
+    )
+
+
+def test_a_cancelled_order_sends_a_cancellation_not_a_transaction(client, mug, synerise_stand_in):
+    order, url = place_order(client, mug)
+    assert client.post(f"{url}cancel/").status_code == 302
+    assert client.post(f"{url}cancel/").status_code == 302  # once only
+    client.post(f"{url}email/", {"email": "ada@work.example"})  # too late: nothing sent
+
+    call_command("synerise_flush")
+
+    assert len(synerise_stand_in.events_of(type="transaction")) == 1
+    [cancel] = synerise_stand_in.events_of(type="cancelled-transaction")
+    assert cancel["body"]["client"]["email"] == "ada@example.com"
+    params = cancel["body"]["params"]
+    assert params["orderId"] == str(order.pk)
+    assert params["revenue"] == {"amount": 25.0, "currency": "EUR"}
+    assert [p["sku"] for p in params["products"]] == ["MUG-1"]
+
+
+@pytest.mark.parametrize(
+    ("page", "search_type"),
+    [("shop:suggest", "autocomplete"), ("shop:search", "full-text-search")],
+)
+def test_search_clicks_say_which_search_they_came_from(
+    client, mug, synerise_stand_in, page, search_type
+):
+    from shop.simulation import frames_of
+
+    client.cookies["_snrs_uuid"] = VISITOR
+    # The suggestions are fetched by script: not a page visit.
+    response = client.get(reverse(page), {"q": "mug"}, HTTP_SEC_FETCH_DEST="empty")
+    [frame] = frames_of(response, "search")
+    assert frame.search_type == search_type
+    assert frame.items == [("MUG-1", 1)]
+    beacon = {
+        "type": "item.search.click",
+        "correlationId": frame.correlation_id,
+        "items": ["MUG-1"],
+        "position": 1,
+        "searchType": search_type,
+    }
+    response = client.post(
+        reverse("django_synerise:beacon"),
+        data=json.dumps(beacon),
+        content_type="text/plain",
+        HTTP_ORIGIN="http://testserver",
+    )
+    assert response.status_code == 204
+
+    call_command("synerise_flush")
+
+    [click] = synerise_stand_in.events_of(type="item.search.click")
+    assert click["body"]["item"] == "MUG-1"
+    assert click["body"]["searchType"] == search_type
+    assert click["body"]["position"] == 1
+    assert synerise_stand_in.events_of(type="custom") == []  # no page visit

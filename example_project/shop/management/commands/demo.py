@@ -42,7 +42,7 @@ STAND_IN_ENDPOINTS = {
     "catalog-items-batch": "/catalogs/bags/<id>/items/batch",
 }
 
-#: The endpoint the dispatcher sends each kind of outbox row to.
+#: The endpoint the dispatcher sends each kind of outbox row to (AI events: see _outbox_endpoint).
 OUTBOX_ENDPOINTS = {
     "event": "/v4/events/batch",
     "transaction": "/v4/transactions/batch",
@@ -55,6 +55,14 @@ OUTBOX_ENDPOINTS = {
 #: stand-in's name of their endpoint. They carry no eventSalt: what arrived is
 #: matched to this run's rows by content.
 RECORD_ENDPOINTS = {"profile": "clients-batch", "catalog": "catalog-items-batch"}
+
+
+def _outbox_endpoint(kind: str) -> str:
+    """Where rows of ``kind`` go; AI events to the API ``AI_EVENTS_API`` names."""
+    if kind == "ai" and synerise_settings.AI_EVENTS_API == "ai-compat":
+        return STAND_IN_ENDPOINTS["ai-compat-batch"]
+    return OUTBOX_ENDPOINTS[kind]
+
 
 Key = tuple[str, str, str]  # (endpoint, type, action)
 
@@ -146,9 +154,12 @@ class Command(BaseCommand):
             )
         )
         began = time.monotonic()
-        counts = Simulation(visitors=visitors, seed=seed).run()
+        simulation = Simulation(visitors=visitors, seed=seed)
+        counts = simulation.run()
         did = ", ".join(f"{count} {action}" for action, count in sorted(counts.items()))
         self.stdout.write(f"  {did}")
+        among = ", ".join(f"{count} {kind}" for kind, count in sorted(simulation.details.items()))
+        self.stdout.write(f"  among them: {among}")
         self.stdout.write(f"  in {time.monotonic() - began:.1f} s")
         return counts
 
@@ -201,7 +212,7 @@ class Command(BaseCommand):
             for row_id, row in rows.items():
                 if row_id not in not_sent:
                     items = len(self._items(row)) if row["kind"] in RECORD_ENDPOINTS else 1
-                    key = (OUTBOX_ENDPOINTS[row["kind"]], row["batch_type"], row["action"])
+                    key = (_outbox_endpoint(row["kind"]), row["batch_type"], row["action"])
                     received[key] += items
             return received, 0
         # The stand-in records what it accepted; match it to this run by eventSalt
