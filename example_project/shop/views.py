@@ -300,7 +300,7 @@ def newsletter(request: HttpRequest) -> HttpResponse:
             track(
                 "newsletter.subscribed",
                 client=client,
-                params={"source": "footer"},
+                params={"form": "footer"},  # "source" is the event source (request=)
                 request=request,
             )
     messages.success(request, f"{email} is subscribed to our newsletter.")
