@@ -194,7 +194,12 @@ class Command(BaseCommand):
                 f"run, {pending} pending in all)"
             )
         )
-        call_command("synerise_flush", stdout=self.stdout, stderr=self.stderr)
+        try:
+            call_command("synerise_flush", stdout=self.stdout, stderr=self.stderr)
+        except CommandError as error:
+            # Synerise down or a key refused: the flusher stops with its own status;
+            # the report below still says what arrived and what waits.
+            self.stderr.write(f"synerise_flush: {error}")
 
     def _received(
         self, rows: dict[int, dict[str, Any]], stand_in: LocalSynerise | None
