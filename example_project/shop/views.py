@@ -118,14 +118,15 @@ def search(request: HttpRequest) -> HttpResponse:
     results = recommendations.search(query) if query else None
     set_page_title(request, f"Search: {query}" if query else "Search")
     if results is not None:
-        client = get_client(request)
+        client = _shopper(request)
         if client:
             track_event(
                 events.DedicatedEvent(
                     "searched",
                     client=client,
                     params={"query": query, "results": len(results.products)},
-                )
+                ),
+                request=request,
             )
     return render(request, "shop/search.html", {"query": query, "results": results})
 
