@@ -164,6 +164,9 @@ def test_demo_delivers_every_simulated_action_to_the_stand_in(shop_env: dict[str
     assert columns in result.stdout
     for row in rows:
         assert row == "  ..." or delivery_table(row), row
+        # Each row shown is one this run printed: same endpoint and type for its action.
+        for action, (endpoint, event_type, _, _) in delivery_table(row).items():
+            assert table[action][:2] == (endpoint, event_type), row
     assert re.fullmatch(r"All \d+ events of this run were delivered, in [\d.]+ s\.", last)
 
 
