@@ -162,6 +162,12 @@ def test_python_samples_compile_and_are_complete() -> None:
         assert "..." not in block.code, f"{block.where} has a placeholder"
 
 
+def test_the_readme_stays_a_short_front_door() -> None:
+    """At most 250 lines: each topic's detail lives in its docs/ page."""
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines: move detail into docs/"
+
+
 def test_the_install_and_configure_steps_are_under_20_lines() -> None:
     lines = sample("startproject-settings").splitlines() + sample("startproject-urls").splitlines()
     assert len([line for line in lines if line.strip()]) < 20
