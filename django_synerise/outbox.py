@@ -1027,8 +1027,8 @@ def purge(
     return result
 
 
-# Rows that died before dead_at existed (migration 0002) have it NULL and count
-# from created_at, as every dead row did before. Combine with status="dead".
+# Dead rows written without dead_at (by hand, or by tests) have it NULL and count
+# from created_at. Combine with status="dead".
 def _died_since(cutoff: dt.datetime) -> Q:
     """Dead rows that died at or after ``cutoff``."""
     return Q(dead_at__gte=cutoff) | Q(dead_at__isnull=True, created_at__gte=cutoff)
