@@ -559,3 +559,27 @@ def test_the_flusher_purges_old_sent_rows_once_an_hour(monkeypatch, synerise_sta
     dispatch.flush()
     assert OutboxEvent.objects.filter(sent_at=old).count() == 1  # next purge in an hour
     assert outbox.purge_if_due() is None
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's HOT updates")
+def test_a_claim_updates_its_rows_in_place_without_index_entries():
+    # The heap is filled half way (migration 0001) and the lease columns are in no
+    # index: leasing a batch rewrites each row on its own page (a HOT update),
+    # adding no index entry. Counters of this transaction, read in it.
+    django_synerise.track_many([custom(i) for i in range(200)])
+    table = OutboxEvent._meta.db_table
+
+    def hot_updates() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_stat_get_xact_tuples_hot_updated(%s::regclass), "
+                "(SELECT reloptions FROM pg_class WHERE oid = %s::regclass)",
+                [table, table],
+            )
+            hot, options = cursor.fetchone()
+        assert "fillfactor=50" in (options or []), options
+        return int(hot)
+
+    before = hot_updates()
+    assert len(outbox.claim(200, owner="w")) == 200
+    assert hot_updates() - before >= 180
