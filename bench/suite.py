@@ -368,8 +368,8 @@ class Suite:
         No ``ANALYZE``, no ``VACUUM``, no checkpoint between the enqueue and the
         flush: the table has never been analyzed when the worker starts, as in a
         project that just installed the app. Each size runs the real command with
-        the default ``RETAIN_SENT`` (sent rows kept), then with ``RETAIN_SENT=0``,
-        then the raw-SQL loop (deleting), each on a burst of its own; the ratio
+        ``RETAIN_SENT=7`` (sent rows kept, the opt-in), then with ``RETAIN_SENT=0``
+        (the default), then the raw-SQL loop (deleting), each on a burst of its own; the ratio
         divides the flush by the raw loop of the same size and run.
         """
         from . import data

@@ -578,7 +578,10 @@ SECTIONS: dict[str, dict[str, Setting]] = {
             "become due).",
         ),
         "RETAIN_SENT": Setting(
-            7, Number(), "Days sent rows are kept (`0`: deleted as soon as sent)."
+            0,
+            Number(),
+            "Days sent rows are kept; `0` deletes them as soon as sent. Keeping them is an "
+            "opt-in: it made a burst's flush 2.5 times slower (see Performance).",
         ),
         "DATABASE_ALIAS": Setting(
             None, Text(), "Database of the outbox table; `None` follows your routers."

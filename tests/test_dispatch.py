@@ -91,7 +91,7 @@ def test_groups_by_endpoint_and_ai_type():
         ("event", "", 2),
         ("transaction", "", 1),
     ]
-    assert OutboxEvent.objects.filter(status="sent").count() == 6
+    assert not OutboxEvent.objects.exists()
     assert result.remaining == 0
     assert result.stopped_by == "drained"
 
@@ -251,7 +251,7 @@ def test_an_endpoint_that_refuses_the_credentials_does_not_hold_up_the_others():
     ai_rows = OutboxEvent.objects.filter(kind="ai")
     assert ai_rows.count() == 4
     assert all(r.status == "pending" and r.attempts == 0 and r.leased_by == "" for r in ai_rows)
-    assert set(OutboxEvent.objects.exclude(kind="ai").values_list("status", flat=True)) == {"sent"}
+    assert not OutboxEvent.objects.exclude(kind="ai").exists()
     # Once refused, an endpoint is not asked again in the same pass (4 AI rows over
     # 3 claims, one click in its own request: without the memo, 3 or more attempts).
     attempts_at_ai = []
@@ -371,7 +371,7 @@ def test_a_loop_backs_off_while_synerise_is_down_and_says_down_and_up_once(syner
         total = dispatcher.run(loop=True, interval=5, on_pass=passes.append, report=reports.append)
     assert [p.stopped_by for p in passes[:3]] == ["unreachable", "unreachable", "drained"]
     assert total.sent == 100
-    assert OutboxEvent.objects.filter(status="sent").count() == 100
+    assert not OutboxEvent.objects.exists()
     # Exponential waits while down, then back to the interval.
     assert sleeps[:3] == [5, 10, 5]
     assert len(reports) == 2

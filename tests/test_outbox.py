@@ -6,6 +6,7 @@ import datetime as dt
 import json
 
 import pytest
+from django.conf import settings as django_settings
 from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
@@ -13,6 +14,7 @@ from django.utils import timezone
 
 import django_synerise
 from django_synerise import outbox
+from django_synerise.conf import synerise_settings
 from django_synerise.events import AIEvent, CustomEvent, DedicatedEvent, Transaction
 from django_synerise.exceptions import EventTooLargeError, InvalidEventError
 from django_synerise.models import OutboxEvent
@@ -260,15 +262,16 @@ def test_a_lease_writes_only_the_lease_columns():
     assert not changed & indexed
 
 
-def test_mark_sent_keeps_or_deletes_per_retain_sent():
+def test_mark_sent_deletes_by_default_and_keeps_per_retain_sent():
     django_synerise.track_many([custom(1), custom(2)])
     rows = outbox.claim(10, owner="w")
+    assert synerise_settings.RETAIN_SENT == 0
     assert outbox.mark_sent([rows[0].id], owner="w") == 1
-    sent = OutboxEvent.objects.get(pk=rows[0].id)
-    assert sent.status == "sent" and sent.sent_at is not None and sent.leased_by == ""
-    with override_settings(SYNERISE={"RETAIN_SENT": 0}):
+    assert not OutboxEvent.objects.filter(pk=rows[0].id).exists()
+    with override_settings(SYNERISE={"RETAIN_SENT": 7}):
         assert outbox.mark_sent([rows[1].id], owner="w") == 1
-    assert not OutboxEvent.objects.filter(pk=rows[1].id).exists()
+    sent = OutboxEvent.objects.get(pk=rows[1].id)
+    assert sent.status == "sent" and sent.sent_at is not None and sent.leased_by == ""
 
 
 def test_mark_retry_backs_off_and_goes_dead_at_max_attempts():
@@ -485,7 +488,7 @@ def test_without_use_tz_enqueue_stores_local_naive_times_and_payloads_stay_utc()
 @pytest.mark.usefixtures("naive_times")
 def test_without_use_tz_claim_mark_requeue_and_release_work():
     django_synerise.track_many([custom(i) for i in range(4)])
-    with override_settings(SYNERISE={"MAX_ATTEMPTS": 2}):
+    with override_settings(SYNERISE={"MAX_ATTEMPTS": 2, "RETAIN_SENT": 7}):
         claimed = outbox.claim(10, owner="w")
         assert len(claimed) == 4
         leased = OutboxEvent.objects.get(pk=claimed[0].id)
@@ -509,56 +512,66 @@ def test_without_use_tz_claim_mark_requeue_and_release_work():
 
 @pytest.mark.usefixtures("naive_times")
 def test_without_use_tz_stats_health_and_purge_use_local_time():
-    rows = django_synerise.track_many([custom(i) for i in range(5)])
-    local_now = dt.datetime.now()
-    OutboxEvent.objects.filter(pk=rows[0].pk).update(
-        status="sent", sent_at=local_now - dt.timedelta(minutes=10)
-    )
-    OutboxEvent.objects.filter(pk=rows[1].pk).update(
-        status="sent", sent_at=local_now - dt.timedelta(days=30)
-    )
-    OutboxEvent.objects.filter(pk=rows[2].pk).update(created_at=local_now - dt.timedelta(days=30))
-    assert outbox.mark_dead([rows[2].pk], "rejected", owner=None) == 1
-    OutboxEvent.objects.filter(pk=rows[3].pk).update(
-        status="dead", dead_at=local_now - dt.timedelta(days=3)
-    )
-    OutboxEvent.objects.filter(pk=rows[4].pk).update(created_at=local_now - dt.timedelta(hours=2))
-    health = outbox.health()
-    assert health.pending == 1
-    assert 7199 <= (health.oldest_pending_age or 0) < 7300
-    assert 599 <= (health.last_sent_age or 0) < 700
-    assert health.dead == 2 and health.dead_last_day == 1
-    # The JSON form says which offset the stored local time had.
-    assert health.as_dict()["last_sent_at"].endswith("+05:30")
-    stats = outbox.stats()
-    assert stats["sent_last_hour"] == 1
-    assert stats["dead_last_day"] == 1
-    assert outbox.purge(dead_older_than=dt.timedelta(days=1)) == {"sent": 1, "dead": 1}
-    assert sorted(OutboxEvent.objects.values_list("pk", flat=True)) == [
-        rows[0].pk,
-        rows[2].pk,
-        rows[4].pk,
-    ]
+    # Sent rows are kept (RETAIN_SENT), so that stats and purge see them.
+    with override_settings(SYNERISE={**django_settings.SYNERISE, "RETAIN_SENT": 7}):
+        rows = django_synerise.track_many([custom(i) for i in range(5)])
+        local_now = dt.datetime.now()
+        OutboxEvent.objects.filter(pk=rows[0].pk).update(
+            status="sent", sent_at=local_now - dt.timedelta(minutes=10)
+        )
+        OutboxEvent.objects.filter(pk=rows[1].pk).update(
+            status="sent", sent_at=local_now - dt.timedelta(days=30)
+        )
+        OutboxEvent.objects.filter(pk=rows[2].pk).update(
+            created_at=local_now - dt.timedelta(days=30)
+        )
+        assert outbox.mark_dead([rows[2].pk], "rejected", owner=None) == 1
+        OutboxEvent.objects.filter(pk=rows[3].pk).update(
+            status="dead", dead_at=local_now - dt.timedelta(days=3)
+        )
+        OutboxEvent.objects.filter(pk=rows[4].pk).update(
+            created_at=local_now - dt.timedelta(hours=2)
+        )
+        health = outbox.health()
+        assert health.pending == 1
+        assert 7199 <= (health.oldest_pending_age or 0) < 7300
+        assert 599 <= (health.last_sent_age or 0) < 700
+        assert health.dead == 2 and health.dead_last_day == 1
+        # The JSON form says which offset the stored local time had.
+        assert health.as_dict()["last_sent_at"].endswith("+05:30")
+        stats = outbox.stats()
+        assert stats["sent_last_hour"] == 1
+        assert stats["dead_last_day"] == 1
+        assert outbox.purge(dead_older_than=dt.timedelta(days=1)) == {"sent": 1, "dead": 1}
+        assert sorted(OutboxEvent.objects.values_list("pk", flat=True)) == [
+            rows[0].pk,
+            rows[2].pk,
+            rows[4].pk,
+        ]
 
 
 def test_the_flusher_purges_old_sent_rows_once_an_hour(monkeypatch, synerise_stand_in):
     """Before: sent rows stayed until someone ran ``synerise_outbox purge``."""
-    from django_synerise import dispatch
+    # Sent rows are kept (RETAIN_SENT), so that purging them can be seen.
+    with override_settings(SYNERISE={**django_settings.SYNERISE, "RETAIN_SENT": 7}):
+        from django_synerise import dispatch
 
-    monkeypatch.setattr(outbox, "_last_auto_purge", float("-inf"))
-    rows = django_synerise.track_many([custom(i) for i in range(4)])
-    old = timezone.now() - dt.timedelta(days=8)
-    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows[:2]]).update(status="sent", sent_at=old)
-    OutboxEvent.objects.filter(pk=rows[2].pk).update(status="dead", dead_at=old)
-    result = dispatch.flush()
-    assert result.sent == 1
-    # The two old sent rows are gone; the one just sent and the dead one stay.
-    assert sorted(OutboxEvent.objects.values_list("status", flat=True)) == ["dead", "sent"]
-    rows = django_synerise.track_many([custom(9)])
-    OutboxEvent.objects.filter(status="sent").update(sent_at=old)
-    dispatch.flush()
-    assert OutboxEvent.objects.filter(sent_at=old).count() == 1  # next purge in an hour
-    assert outbox.purge_if_due() is None
+        monkeypatch.setattr(outbox, "_last_auto_purge", float("-inf"))
+        rows = django_synerise.track_many([custom(i) for i in range(4)])
+        old = timezone.now() - dt.timedelta(days=8)
+        OutboxEvent.objects.filter(pk__in=[r.pk for r in rows[:2]]).update(
+            status="sent", sent_at=old
+        )
+        OutboxEvent.objects.filter(pk=rows[2].pk).update(status="dead", dead_at=old)
+        result = dispatch.flush()
+        assert result.sent == 1
+        # The two old sent rows are gone; the one just sent and the dead one stay.
+        assert sorted(OutboxEvent.objects.values_list("status", flat=True)) == ["dead", "sent"]
+        rows = django_synerise.track_many([custom(9)])
+        OutboxEvent.objects.filter(status="sent").update(sent_at=old)
+        dispatch.flush()
+        assert OutboxEvent.objects.filter(sent_at=old).count() == 1  # next purge in an hour
+        assert outbox.purge_if_due() is None
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's HOT updates")

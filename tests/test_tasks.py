@@ -134,7 +134,7 @@ def test_many_tasks_on_two_worker_processes_deliver_each_event_once(broker, tmp_
     with LocalSynerise(record="salts") as server:
         env = worker_env(
             connection.settings_dict,
-            settings_for(server, BATCH_SIZE=200),
+            settings_for(server, BATCH_SIZE=200, RETAIN_SENT=7),
             extra={"CELERY_BROKER_URL": broker},
         )
         worker = celery_worker("celery", queue, env, tmp_path)

@@ -14,6 +14,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.management import CommandError, call_command
 from django.db import connection
 from django.test import override_settings
@@ -76,7 +77,7 @@ def test_flush_delivers_every_kind_to_its_endpoint(synerise_stand_in):
     assert sum(summary["v4-batch"].values()) == 11
     assert sum(summary["transactions-batch"].values()) == 1
     assert summary["ai-compat-batch"] == {"recommendation.view": 1, "recommendation.click": 1}
-    assert OutboxEvent.objects.filter(status="sent").count() == 14
+    assert not OutboxEvent.objects.exists()
     stored = {row.salt for row in OutboxEvent.objects.exclude(kind="ai")}
     assert set(synerise_stand_in.salt_counts()) >= stored
 
@@ -181,7 +182,8 @@ def test_numbers_passed_to_call_command_are_accepted(synerise_stand_in):
     call_command("synerise_flush", batch_size=2, max_events=4, interval=0.0, stdout=out)
     batches = [r for r in synerise_stand_in.requests if r.path == "/v4/events/batch"]
     assert len(batches) == 2
-    assert OutboxEvent.objects.filter(status="sent").count() == 4
+    # The 4 sent rows are deleted; the fifth waits for the next pass.
+    assert OutboxEvent.objects.count() == 1
     assert OutboxEvent.objects.filter(status="pending").count() == 1
 
 
@@ -196,7 +198,7 @@ def test_refused_credentials_exit_1_and_leave_rows_unharmed(synerise_stand_in, s
     assert "credentials" in str(exc.value)
     # AI events go with the tracker key, not the workspace login: they were delivered
     # in the same pass; the rest wait unharmed.
-    assert set(OutboxEvent.objects.filter(kind="ai").values_list("status", flat=True)) == {"sent"}
+    assert not OutboxEvent.objects.filter(kind="ai").exists()
     pending = OutboxEvent.objects.filter(status="pending")
     assert pending.count() == 4 and not pending.filter(kind="ai").exists()
     assert all(row.attempts == 0 and row.leased_by == "" for row in pending)
@@ -217,7 +219,12 @@ def test_retry_then_deliver_on_a_later_pass(synerise_stand_in):
     django_synerise.track("dog.bark", client={"customId": "1"})
     synerise_stand_in.inject("500", times=1)
     with override_settings(
-        SYNERISE={**synerise_settings_dict(synerise_stand_in), "RETRY_BACKOFF_BASE": 0}
+        SYNERISE={
+            **synerise_settings_dict(synerise_stand_in),
+            "RETRY_BACKOFF_BASE": 0,
+            # The delivered row is kept, to read its attempts.
+            "RETAIN_SENT": 7,
+        }
     ):
         out, err = StringIO(), StringIO()
         with pytest.raises(CommandError) as failed:
@@ -282,7 +289,7 @@ def test_loop_stops_cleanly_on_sigterm(synerise_server):
             worker.kill()
     assert worker.returncode == 0, err
     assert out.strip().splitlines()[-1].startswith("sent 2, retried 0, dead 0, remaining 0")
-    assert OutboxEvent.objects.filter(status="sent").count() == 2
+    assert not OutboxEvent.objects.exists()
     assert not OutboxEvent.objects.exclude(leased_by="").exists()
 
 
@@ -483,14 +490,18 @@ def test_docs_outage_settings_sample(synerise_stand_in, settings):
 def test_every_flusher_purges_old_sent_rows(monkeypatch, synerise_stand_in, args):
     """Before: only the Celery task purged; a site flushing with the command kept
     sent rows (and the profile data in them) until a purge was scheduled by hand."""
-    monkeypatch.setattr(outbox, "_last_auto_purge", float("-inf"))
-    rows = django_synerise.track_many(
-        [django_synerise.events.CustomEvent("dog.bark", client={"customId": "1"})] * 3
-    )
-    old = timezone.now() - dt.timedelta(days=8)
-    OutboxEvent.objects.filter(pk__in=[r.pk for r in rows[:2]]).update(status="sent", sent_at=old)
-    assert "sent 1," in flush(*args)
-    assert list(OutboxEvent.objects.values_list("status", flat=True)) == ["sent"]
+    # Sent rows are kept (RETAIN_SENT), so that purging them can be seen.
+    with override_settings(SYNERISE={**django_settings.SYNERISE, "RETAIN_SENT": 7}):
+        monkeypatch.setattr(outbox, "_last_auto_purge", float("-inf"))
+        rows = django_synerise.track_many(
+            [django_synerise.events.CustomEvent("dog.bark", client={"customId": "1"})] * 3
+        )
+        old = timezone.now() - dt.timedelta(days=8)
+        OutboxEvent.objects.filter(pk__in=[r.pk for r in rows[:2]]).update(
+            status="sent", sent_at=old
+        )
+        assert "sent 1," in flush(*args)
+        assert list(OutboxEvent.objects.values_list("status", flat=True)) == ["sent"]
 
 
 @pytest.mark.django_db

@@ -36,6 +36,8 @@ def synerise_for(server: LocalSynerise, **tuning: object) -> dict[str, object]:
         "API_BASE_URL": server.url,
         "API_KEY": server.api_key,
         "TRACKER_KEY": server.tracker_key,
+        # Delivered rows are kept, to compare their salts with what arrived.
+        "RETAIN_SENT": 7,
         **tuning,
     }
 

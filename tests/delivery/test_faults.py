@@ -45,6 +45,8 @@ def harness():
             "RETRY_BACKOFF_BASE": 1.0,
             "RETRY_BACKOFF_MAX": 30.0,
             "RAISE_ERRORS": True,
+            # Delivered rows are kept, to compare each with what arrived.
+            "RETAIN_SENT": 7,
         }
         with (
             override_settings(SYNERISE=synerise),

@@ -39,7 +39,7 @@ def outage():
     # tick=False: the clock stands still during a pass, so a row's delay is exact.
     with (
         LocalSynerise(record="full") as server,
-        override_settings(SYNERISE=settings_for(server, TIMEOUT=(1.0, 2.0))),
+        override_settings(SYNERISE=settings_for(server, TIMEOUT=(1.0, 2.0), RETAIN_SENT=7)),
         time_machine.travel(start, tick=False) as clock,
     ):
         harness = Harness(server, clock)

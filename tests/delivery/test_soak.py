@@ -43,6 +43,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 POSTGRES = connection.vendor == "postgresql"
 WORKER_TUNING = {
+    # Delivered rows are kept, to compare them with what arrived.
+    "RETAIN_SENT": 7,
     "BATCH_SIZE": 100,
     "TIMEOUT": [1.0, 0.75],
     "RETRY_BACKOFF_BASE": 0.2,
