@@ -408,6 +408,8 @@ def test_the_middleware_benchmark_measures_every_variant(tmp_path):
         # The page visit against one bare INSERT of the same run, and its ratio.
         direct = results["middleware"]["direct"]["tracked"]
         assert direct["bare_create_median_ms"] > 0
+        # Both medians are stored rounded to the microsecond, the ratio from the
+        # unrounded ones: compare to within the rounding of a sub-millisecond median.
         assert direct["ratio_to_bare_create"] == pytest.approx(
-            direct["added_median_ms"] / direct["bare_create_median_ms"], abs=0.001
+            direct["added_median_ms"] / direct["bare_create_median_ms"], rel=0.01
         )
